@@ -1,0 +1,131 @@
+//! `prescient forecast`: fits a model (or `auto`) on a trace and prints the forecast after its end.
+//!
+//! `--json` is a stable contract:
+//! `{"model": "holt_winters", "step_seconds": 60, "season_steps": [1440],
+//!   "forecast": [{"timestamp": 1700000060, "mean": 12.5, "lower": 9.1, "upper": 16.0}, ...]}`
+//! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
+//! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use prescient_model::{FitOptions, ModelChoice, fit};
+use serde::Serialize;
+
+use crate::{
+    duration::HumanDuration,
+    trace::{read_trace, trace_series},
+};
+
+/// Arguments of `prescient forecast`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Trace CSV (`timestamp,value`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// How far ahead to forecast (e.g. `30m`, `2h`).
+    #[arg(long)]
+    pub horizon: HumanDuration,
+    /// `auto` or one of naive, seasonal_naive, holt_winters, mstl, linear, svr.
+    #[arg(long, default_value = "auto")]
+    pub model: String,
+    /// Level of the central prediction band (lower/upper), in (0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub quantile: f64,
+    /// Rolling-origin folds used for selection and band calibration.
+    #[arg(long, default_value_t = prescient_model::MIN_FOLDS)]
+    pub folds: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Output {
+    model: String,
+    step_seconds: i64,
+    season_steps: Vec<usize>,
+    forecast: Vec<Point>,
+}
+
+#[derive(Debug, Serialize)]
+struct Point {
+    timestamp: i64,
+    mean: f64,
+    lower: f64,
+    upper: f64,
+}
+
+/// Horizon in steps of the series (rounded up), refusing a zero horizon.
+pub(crate) fn horizon_steps(horizon: HumanDuration, step_seconds: i64) -> anyhow::Result<usize> {
+    let seconds = i64::try_from(horizon.0.as_secs()).unwrap_or(i64::MAX);
+    if seconds <= 0 {
+        bail!("--horizon must be at least one second, got {horizon}");
+    }
+    Ok(usize::try_from((seconds + step_seconds - 1) / step_seconds.max(1)).unwrap_or(usize::MAX))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if !(args.quantile > 0.0 && args.quantile < 1.0) {
+        bail!("--quantile must be in (0, 1), got {}", args.quantile);
+    }
+    let model: ModelChoice = args.model.parse()?;
+    let points = read_trace(&args.input)?;
+    let history = trace_series(&points)?;
+    let horizon = horizon_steps(args.horizon, history.step_seconds())?;
+    let options = FitOptions {
+        horizon_steps: horizon,
+        model,
+        folds: args.folds,
+    };
+    let fitted = fit(&history, &options).with_context(|| {
+        format!(
+            "cannot forecast {} ahead from {}",
+            args.horizon,
+            args.input.display()
+        )
+    })?;
+    let forecast = fitted.predict(&history, horizon)?;
+    let (lower, upper) = forecast.band(args.quantile);
+    let output = Output {
+        model: fitted.model_name().to_owned(),
+        step_seconds: forecast.step_seconds,
+        season_steps: fitted.season_steps().to_vec(),
+        forecast: forecast
+            .timestamps()
+            .into_iter()
+            .zip(&forecast.mean)
+            .zip(lower.iter().zip(&upper))
+            .map(|((timestamp, &mean), (&lower, &upper))| Point {
+                timestamp,
+                mean,
+                lower,
+                upper,
+            })
+            .collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(());
+    }
+    println!(
+        "model {}  step {}s  seasons {:?}  backtest MASE {}",
+        output.model,
+        output.step_seconds,
+        output.season_steps,
+        fitted
+            .backtest_mase()
+            .map_or("-".to_owned(), |m| format!("{m:.3}"))
+    );
+    let band = format!("{:.0}% band", args.quantile * 100.0);
+    println!(
+        "{:<22} {:>12} {:>12} {:>12}  ({band})",
+        "timestamp", "mean", "lower", "upper"
+    );
+    for p in &output.forecast {
+        let time = jiff::Timestamp::from_second(p.timestamp)
+            .map_or_else(|_| p.timestamp.to_string(), |t| t.to_string());
+        println!("{time:<22} {:>12.2} {:>12.2} {:>12.2}", p.mean, p.lower, p.upper);
+    }
+    Ok(())
+}

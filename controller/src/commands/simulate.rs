@@ -1,0 +1,461 @@
+//! `prescient simulate`: replays a demand trace through a simulated cluster under the predictive
+//! (Prescient), reactive (Kubernetes HPA) and oracle policies, and reports under-provisioned minutes,
+//! unserved demand, replica-minutes and scale events per policy (`--json` is a stable contract),
+//! optionally with the per-step series (`--series`) and a self-contained HTML report (`--report`).
+
+use std::{fmt::Write as _, path::PathBuf, time::Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::{
+    duration::HumanDuration,
+    sim::{self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings, report},
+    spec::parse_model_choice,
+    trace::{read_trace, trace_series},
+};
+
+/// Which policies to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyChoice {
+    Predictive,
+    Reactive,
+    Oracle,
+    /// The predictive rule fed the true future (what a perfect forecaster would buy).
+    Perfect,
+    /// predictive, reactive and oracle.
+    All,
+}
+
+/// Arguments of `prescient simulate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Trace CSV (`timestamp,value`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Demand one ready replica serves, in the trace's unit (e.g. requests per step).
+    #[arg(long)]
+    pub capacity_per_replica: f64,
+    /// Time from asking for a pod to it serving.
+    #[arg(long)]
+    pub startup_delay: HumanDuration,
+    /// Policies to replay (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub policy: Vec<PolicyChoice>,
+    /// The reactive (HPA) target utilization: its target per replica is capacity × U (comma-separated
+    /// values replay one reactive policy each).
+    #[arg(long, value_delimiter = ',', default_value = "0.7")]
+    pub target_utilization: Vec<f64>,
+    /// Forecast quantile the predictive policy provisions for (comma-separated values replay one each).
+    #[arg(long, value_delimiter = ',', default_value = "0.9")]
+    pub quantile: Vec<f64>,
+    /// Utilization the predictive policy plans each replica for. Default 1: its safety margin is the
+    /// forecast quantile, not idle headroom.
+    #[arg(long, default_value = "1.0")]
+    pub predictive_utilization: f64,
+    #[arg(long, default_value = "30s")]
+    pub sync_period: HumanDuration,
+    /// Predictive lead time (default: start-up delay plus jitter).
+    #[arg(long)]
+    pub lead_time: Option<HumanDuration>,
+    #[arg(long, default_value = "1h")]
+    pub refit_interval: HumanDuration,
+    /// `auto` or a model name (naive, seasonal_naive, holt_winters, mstl, linear, svr).
+    #[arg(long, default_value = "auto")]
+    pub model: String,
+    /// History window the model is fitted on.
+    #[arg(long, default_value = "7d")]
+    pub history: HumanDuration,
+    /// Horizon the model is fitted for (default: lead time + sync period + observation lag).
+    #[arg(long)]
+    pub horizon: Option<HumanDuration>,
+    /// Metrics count from this far into the trace (default: the history window, at most a quarter of
+    /// the trace). A real deployment has that history in Prometheus on day one; a replay must grow it.
+    #[arg(long)]
+    pub warmup: Option<HumanDuration>,
+    /// Replay only from this time (unix seconds or RFC 3339); the history before it is not used.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Replay only until this time (unix seconds or RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Prometheus scrape interval (the observation's age).
+    #[arg(long, default_value = "15s")]
+    pub scrape_interval: HumanDuration,
+    /// Window of the demand query's `rate()`.
+    #[arg(long, default_value = "1m")]
+    pub rate_window: HumanDuration,
+    /// Extra start-up time per pod, uniform in [0, jitter].
+    #[arg(long, default_value = "0s")]
+    pub startup_jitter: HumanDuration,
+    /// How long removed pods keep running (paid, not serving); 0 = immediate.
+    #[arg(long, default_value = "0s")]
+    pub graceful_scale_down: HumanDuration,
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    #[arg(long, default_value = "1")]
+    pub min_replicas: u32,
+    #[arg(long, default_value = "10000")]
+    pub max_replicas: u32,
+    /// Policies replayed in parallel (threads).
+    #[arg(long, default_value = "1")]
+    pub jobs: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one row per policy and step: policy,timestamp,demand,forecast,desired_replicas,
+    /// provisioned_replicas,ready_replicas.
+    #[arg(long)]
+    pub series: Option<PathBuf>,
+    /// Write a self-contained HTML report (chart and summary table).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// One policy's line of the summary (the `--json` contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    pub policy: &'static str,
+    /// Unique name of this run: the policy, or `policy@setting` when a policy is replayed with several.
+    pub label: String,
+    pub target_utilization: Option<f64>,
+    pub quantile: Option<f64>,
+    pub underprovisioned_minutes: f64,
+    pub unserved_fraction: f64,
+    pub replica_minutes: f64,
+    pub scale_events: u64,
+    pub peak_replicas: u32,
+    pub refits: usize,
+    pub fit_seconds_total: f64,
+    pub model: Option<String>,
+    /// Syncs per forecast health reason (predictive only).
+    pub health: std::collections::BTreeMap<String, usize>,
+    pub wall_seconds: f64,
+}
+
+/// The whole summary (the `--json` contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub input: String,
+    pub step_seconds: i64,
+    pub points: usize,
+    pub capacity_per_replica: f64,
+    pub startup_delay_seconds: u64,
+    pub sync_period_seconds: u64,
+    pub lead_time_seconds: u64,
+    pub evaluated_from: i64,
+    pub evaluated_until: i64,
+    pub evaluated_minutes: f64,
+    pub policies: Vec<PolicySummary>,
+}
+
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(seconds) = text.trim().parse::<i64>() {
+        return Ok(seconds);
+    }
+    let t: jiff::Timestamp = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{text:?} is neither unix seconds nor RFC 3339"))?;
+    Ok(t.as_second())
+}
+
+/// The policy runs the arguments ask for, in a stable order.
+fn policy_kinds(args: &Args) -> anyhow::Result<Vec<PolicyKind>> {
+    let wants = |p: PolicyChoice| {
+        args.policy.contains(&p) || (p != PolicyChoice::Perfect && args.policy.contains(&PolicyChoice::All))
+    };
+    for u in args
+        .target_utilization
+        .iter()
+        .chain([&args.predictive_utilization])
+    {
+        if !(*u > 0.0 && *u <= 1.0) {
+            bail!("target utilization must be in (0, 1], got {u}");
+        }
+    }
+    for q in &args.quantile {
+        if !(*q > 0.0 && *q < 1.0) {
+            bail!("--quantile must be in (0, 1), got {q}");
+        }
+    }
+    let mut kinds = Vec::new();
+    if wants(PolicyChoice::Reactive) {
+        kinds.extend(
+            args.target_utilization
+                .iter()
+                .map(|u| PolicyKind::Reactive { utilization: *u }),
+        );
+    }
+    if wants(PolicyChoice::Predictive) {
+        kinds.extend(args.quantile.iter().map(|q| PolicyKind::Predictive {
+            quantile: *q,
+            utilization: args.predictive_utilization,
+        }));
+    }
+    if wants(PolicyChoice::Perfect) {
+        kinds.push(PolicyKind::PerfectForecast {
+            utilization: args.predictive_utilization,
+        });
+    }
+    if wants(PolicyChoice::Oracle) {
+        kinds.push(PolicyKind::Oracle);
+    }
+    Ok(kinds)
+}
+
+/// Labels: the plain policy name unless the same policy runs with several settings.
+fn labels(kinds: &[PolicyKind]) -> Vec<String> {
+    kinds
+        .iter()
+        .map(|k| {
+            let same = kinds.iter().filter(|o| o.name() == k.name()).count();
+            if same > 1 { k.label() } else { k.name().to_owned() }
+        })
+        .collect()
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // The replay is CPU-bound and synchronous: keep it off the async executor.
+    tokio::task::spawn_blocking(move || run_blocking(&args))
+        .await
+        .context("simulation task failed")?
+}
+
+fn run_blocking(args: &Args) -> anyhow::Result<()> {
+    let model = parse_model_choice(&args.model).map_err(anyhow::Error::msg)?;
+    if !(args.capacity_per_replica.is_finite() && args.capacity_per_replica > 0.0) {
+        bail!(
+            "--capacity-per-replica must be a positive number, got {}",
+            args.capacity_per_replica
+        );
+    }
+    let mut points = read_trace(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    if let Some(from) = &args.from {
+        let from = parse_time(from)?;
+        points.retain(|(t, _)| *t >= from);
+    }
+    if let Some(until) = &args.until {
+        let until = parse_time(until)?;
+        points.retain(|(t, _)| *t <= until);
+    }
+    if points.is_empty() {
+        bail!(
+            "no trace points in the selected window of {}",
+            args.input.display()
+        );
+    }
+    let series =
+        trace_series(&points).with_context(|| format!("putting {} on a grid", args.input.display()))?;
+    let trace = DemandTrace::new(&series)?;
+    let kinds = policy_kinds(args)?;
+    if kinds.is_empty() {
+        bail!("no policy selected");
+    }
+
+    let cluster = ClusterConfig {
+        startup_delay: args.startup_delay.0,
+        capacity_per_replica: args.capacity_per_replica,
+        startup_jitter: args.startup_jitter.0,
+        graceful_scale_down: args.graceful_scale_down.0,
+        seed: args.seed,
+    };
+    let mut settings = SimSettings::new(cluster);
+    settings.sync_period = args.sync_period.0;
+    settings.scrape_interval = args.scrape_interval.0;
+    settings.rate_window = args.rate_window.0;
+    settings.min_replicas = args.min_replicas;
+    settings.max_replicas = args.max_replicas;
+    settings.history = args.history.0;
+    settings.refit_interval = args.refit_interval.0;
+    settings.model = model;
+    settings.horizon = args.horizon.map(|h| h.0);
+    settings.lead_time = args.lead_time.map(|l| l.0);
+    let span = std::time::Duration::from_secs(u64::try_from(trace.end() - trace.start()).unwrap_or(0));
+    settings.warmup = match args.warmup {
+        Some(w) => w.0,
+        None => settings.history.min(span / 4),
+    };
+
+    let labels = labels(&kinds);
+    let runs = run_all(&trace, &settings, &kinds, args.jobs.max(1))?;
+
+    let evaluated_from = trace.start() + i64::try_from(settings.warmup.as_secs()).unwrap_or(i64::MAX);
+    let summary = Summary {
+        input: args.input.display().to_string(),
+        step_seconds: trace.step_seconds(),
+        points: trace.len(),
+        capacity_per_replica: args.capacity_per_replica,
+        startup_delay_seconds: args.startup_delay.0.as_secs(),
+        sync_period_seconds: settings.sync_period.as_secs(),
+        lead_time_seconds: settings.lead_time().as_secs(),
+        evaluated_from: evaluated_from.min(trace.end()),
+        evaluated_until: trace.end(),
+        evaluated_minutes: runs.first().map_or(0.0, |(r, _)| r.metrics.evaluated_minutes),
+        policies: runs
+            .iter()
+            .zip(&labels)
+            .map(|((run, wall), label)| summarize(run, label, *wall))
+            .collect(),
+    };
+
+    if let Some(path) = &args.series {
+        let mut out = String::from(
+            "policy,timestamp,demand,forecast,desired_replicas,provisioned_replicas,ready_replicas\n",
+        );
+        for ((run, _), label) in runs.iter().zip(&labels) {
+            for row in &run.rows {
+                let _ = writeln!(
+                    out,
+                    "{label},{},{},{},{},{},{}",
+                    row.timestamp,
+                    number(row.demand),
+                    number(row.forecast),
+                    row.desired_replicas,
+                    row.provisioned_replicas,
+                    row.ready_replicas
+                );
+            }
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        let named: Vec<(&str, &SimRun)> = labels
+            .iter()
+            .map(String::as_str)
+            .zip(runs.iter().map(|(r, _)| r))
+            .collect();
+        let html = report::render(
+            &summary_title(args),
+            &trace,
+            args.capacity_per_replica,
+            &named,
+            &summary_rows(&summary),
+        );
+        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", text_table(&summary));
+    }
+    Ok(())
+}
+
+/// Replays every policy, `jobs` at a time (each replay is independent and single-threaded).
+fn run_all(
+    trace: &DemandTrace,
+    settings: &SimSettings,
+    kinds: &[PolicyKind],
+    jobs: usize,
+) -> anyhow::Result<Vec<(SimRun, f64)>> {
+    let timed = |kind: PolicyKind| {
+        let started = Instant::now();
+        sim::simulate(trace, settings, kind).map(|run| (run, started.elapsed().as_secs_f64()))
+    };
+    let mut runs = Vec::with_capacity(kinds.len());
+    for chunk in kinds.chunks(jobs) {
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|kind| scope.spawn(move || timed(*kind)))
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        for result in results {
+            match result {
+                Ok(run) => runs.push(run?),
+                Err(_) => bail!("a simulation thread panicked"),
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn summary_title(args: &Args) -> String {
+    format!(
+        "{}: capacity {} per replica, start-up {}",
+        args.input.file_name().map_or_else(
+            || args.input.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
+        args.capacity_per_replica,
+        args.startup_delay
+    )
+}
+
+/// Empty for a missing value, so CSV readers see a gap.
+fn number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value}")
+    } else {
+        String::new()
+    }
+}
+
+fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
+    let (target_utilization, quantile) = match run.policy {
+        PolicyKind::Predictive {
+            quantile,
+            utilization,
+        } => (Some(utilization), Some(quantile)),
+        PolicyKind::Reactive { utilization } | PolicyKind::PerfectForecast { utilization } => {
+            (Some(utilization), None)
+        }
+        PolicyKind::Oracle => (None, None),
+    };
+    PolicySummary {
+        policy: run.policy.name(),
+        label: label.to_owned(),
+        target_utilization,
+        quantile,
+        underprovisioned_minutes: run.metrics.underprovisioned_minutes,
+        unserved_fraction: run.metrics.unserved_fraction,
+        replica_minutes: run.metrics.replica_minutes,
+        scale_events: run.metrics.scale_events,
+        peak_replicas: run.metrics.peak_replicas,
+        refits: run.refits,
+        fit_seconds_total: run.fit_seconds_total,
+        model: run.last_model.clone(),
+        health: run.health_counts.iter().cloned().collect(),
+        wall_seconds,
+    }
+}
+
+/// Rows of the summary table: label, under-provisioned minutes, unserved %, replica-minutes, events.
+fn summary_rows(summary: &Summary) -> Vec<[String; 5]> {
+    summary
+        .policies
+        .iter()
+        .map(|p| {
+            [
+                p.label.clone(),
+                format!("{:.1}", p.underprovisioned_minutes),
+                format!("{:.3}%", p.unserved_fraction * 100.0),
+                format!("{:.0}", p.replica_minutes),
+                p.scale_events.to_string(),
+            ]
+        })
+        .collect()
+}
+
+fn text_table(summary: &Summary) -> String {
+    let mut out = format!(
+        "{}: {} points at {} s, evaluated {:.0} minutes\n",
+        summary.input, summary.points, summary.step_seconds, summary.evaluated_minutes
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>16} {:>10} {:>16} {:>12} {:>8}",
+        "policy", "underprov. min", "unserved", "replica-min", "scale events", "wall s"
+    );
+    for (p, row) in summary.policies.iter().zip(summary_rows(summary)) {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>16} {:>10} {:>16} {:>12} {:>8.1}",
+            row[0], row[1], row[2], row[3], row[4], p.wall_seconds
+        );
+    }
+    out
+}

@@ -1,0 +1,432 @@
+//! The autoscaler's pure state machine, shared by the operator, the simulator and the demo: given the
+//! history seen so far, the target's replicas and `now`, it refits the forecaster when due, forecasts,
+//! and asks [`policy::decide`] for a decision. It reads no clock (time is an argument; `Instant` only
+//! measures how long a fit took) and does no IO.
+//!
+//! "Not enough history", "stale data" and "fit failed" are health states of the outcome, not errors:
+//! the reactive floor acts alone (or replicas are held) and the health says why.
+
+use std::time::{Duration, Instant};
+
+use prescient_model::{FitOptions, FittedForecaster, Forecast, ModelError, TimeSeries, fit};
+
+use crate::{
+    edges::ReplicaState,
+    policy::{self, Decision, DecisionReason, PolicyInput, PredictedDemand, RecentRecommendations},
+    spec::ScalingSpec,
+};
+
+/// Rolling-origin folds used to select and calibrate the model at each refit (the model's minimum:
+/// enough residuals per horizon step for calibrated bands, at the lowest fit cost).
+pub const FIT_FOLDS: usize = prescient_model::MIN_FOLDS;
+
+/// Data older than this many steps (plus one sync period) is stale: the controller holds.
+pub const STALE_AFTER_STEPS: i64 = 2;
+
+/// The fitted model as reported in status, the dashboard and the simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    pub name: String,
+    pub backtest_mase: Option<f64>,
+    /// Unix seconds of the refit.
+    pub fitted_at: i64,
+    pub season_steps: Vec<usize>,
+}
+
+/// Whether the forecast could be used this sync, and if not, why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForecastHealth {
+    Healthy,
+    /// Too little history for any forecast: the reactive floor acts alone.
+    InsufficientHistory {
+        have: Duration,
+        need: Duration,
+    },
+    /// The newest data point is too old: replicas are held.
+    StaleData {
+        age: Duration,
+    },
+    /// Metrics could not be fetched: replicas are held.
+    MetricsUnavailable(String),
+    /// The model could not be fitted: the reactive floor acts alone.
+    FitFailed(String),
+}
+
+impl ForecastHealth {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Self::Healthy)
+    }
+
+    /// The condition reason (CamelCase, stable).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::InsufficientHistory { .. } => "InsufficientHistory",
+            Self::StaleData { .. } => "StaleData",
+            Self::MetricsUnavailable(_) => "MetricsUnavailable",
+            Self::FitFailed(_) => "FitFailed",
+        }
+    }
+
+    /// A sentence a person can act on.
+    pub fn message(&self) -> String {
+        use crate::duration::format_duration as fmt;
+        match self {
+            Self::Healthy => "forecast is up to date".to_owned(),
+            Self::InsufficientHistory { have, need } => format!(
+                "{} of history, the forecast needs {} ({} more); the reactive floor acts alone until then",
+                fmt(*have),
+                fmt(*need),
+                fmt(need.saturating_sub(*have))
+            ),
+            Self::StaleData { age } => {
+                format!(
+                    "newest data point is {} old; holding replicas until fresh data arrives",
+                    fmt(*age)
+                )
+            }
+            Self::MetricsUnavailable(why) => format!("metrics unavailable ({why}); holding replicas"),
+            Self::FitFailed(why) => format!("model fit failed ({why}); the reactive floor acts alone"),
+        }
+    }
+}
+
+/// What one sync saw and decided.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    pub now: i64,
+    pub decision: Decision,
+    pub forecast: Option<Forecast>,
+    pub model: Option<ModelSummary>,
+    pub health: ForecastHealth,
+    /// The demand the reactive floor used (the newest finite history point).
+    pub observed_demand: Option<f64>,
+    /// Whether this sync refitted the model.
+    pub refitted: bool,
+    /// Wall time of the refit, if one ran.
+    pub fit_seconds: Option<f64>,
+}
+
+/// The inputs a cached forecast was computed from; equal keys give equal forecasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ForecastKey {
+    fitted_at: i64,
+    history_end: i64,
+    history_len: usize,
+    last_value_bits: u64,
+    horizon_steps: usize,
+}
+
+/// The pure autoscaler state: the fitted model, the last forecast, the behavior's memory.
+#[derive(Debug, Clone)]
+pub struct AutoscalerCore {
+    spec: ScalingSpec,
+    fitted: Option<(FittedForecaster, ModelSummary)>,
+    /// Time of the last fit attempt that failed, and why.
+    failed_fit: Option<(i64, String)>,
+    /// Usable points the model said it needs (from `InsufficientHistory`): no fit is tried below it.
+    need_points: Option<usize>,
+    refit_requested: bool,
+    cached: Option<(ForecastKey, Forecast)>,
+    recent: RecentRecommendations,
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// `ceil(a / b)` for `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
+fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
+    Duration::from_secs((steps as u64).saturating_mul(step_seconds.max(0) as u64))
+}
+
+impl AutoscalerCore {
+    pub fn new(spec: ScalingSpec) -> Self {
+        Self {
+            spec,
+            fitted: None,
+            failed_fit: None,
+            need_points: None,
+            refit_requested: false,
+            cached: None,
+            recent: RecentRecommendations::new(),
+        }
+    }
+
+    pub fn spec(&self) -> &ScalingSpec {
+        &self.spec
+    }
+
+    /// Applies a new spec; refits at the next sync when a forecast setting changed.
+    pub fn set_spec(&mut self, spec: ScalingSpec) {
+        let forecast_changed = spec.history != self.spec.history
+            || spec.step != self.spec.step
+            || spec.horizon != self.spec.horizon
+            || spec.model != self.spec.model;
+        if forecast_changed {
+            self.refit_requested = true;
+            self.failed_fit = None;
+            self.need_points = None;
+            self.cached = None;
+        }
+        self.spec = spec;
+    }
+
+    /// The model currently in use.
+    pub fn model(&self) -> Option<&ModelSummary> {
+        self.fitted.as_ref().map(|(_, summary)| summary)
+    }
+
+    /// The behavior's memory (recent recommendations and scale events).
+    pub fn recent(&self) -> &RecentRecommendations {
+        &self.recent
+    }
+
+    /// Horizon the model is fitted for, in steps of the history.
+    fn horizon_steps(&self, step_seconds: i64) -> usize {
+        let steps = ceil_div(secs(self.spec.horizon), step_seconds.max(1));
+        usize::try_from(steps).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// Refits if due; returns (refitted, fit seconds, health if the model is unusable).
+    fn refit_if_due(
+        &mut self,
+        history: &TimeSeries,
+        now: i64,
+    ) -> (bool, Option<f64>, Option<ForecastHealth>) {
+        let step = history.step_seconds();
+        let refit_every = secs(self.spec.refit_interval);
+        let due = self.refit_requested
+            || match (&self.fitted, &self.failed_fit) {
+                (Some((_, summary)), _) => now - summary.fitted_at >= refit_every,
+                (None, Some((at, _))) => now - at >= refit_every,
+                (None, None) => true,
+            };
+        if !due && self.need_points.is_none() {
+            let health = match (&self.fitted, &self.failed_fit) {
+                (None, Some((_, why))) => Some(ForecastHealth::FitFailed(why.clone())),
+                _ => None,
+            };
+            return (false, None, health);
+        }
+        // The fit sees at most `spec.history` and never a point after `now`.
+        let mut bounded = history.until(now);
+        bounded.keep_since(now.saturating_sub(secs(self.spec.history)));
+        let have = bounded.finite_len();
+        if let Some(need) = self.need_points.filter(|need| have < *need) {
+            // Known too short: do not pay for a fit that must fail.
+            self.fitted = None;
+            let health = ForecastHealth::InsufficientHistory {
+                have: steps_duration(have, step),
+                need: steps_duration(need, step),
+            };
+            return (false, None, Some(health));
+        }
+        self.refit_requested = false;
+        self.cached = None;
+        let options = FitOptions {
+            horizon_steps: self.horizon_steps(step),
+            model: self.spec.model,
+            folds: FIT_FOLDS,
+        };
+        let started = Instant::now();
+        let result = fit(&bounded, &options);
+        let fit_seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(forecaster) => {
+                let summary = ModelSummary {
+                    name: forecaster.model_name().to_owned(),
+                    backtest_mase: forecaster.backtest_mase(),
+                    fitted_at: now,
+                    season_steps: forecaster.season_steps().to_vec(),
+                };
+                self.fitted = Some((forecaster, summary));
+                self.failed_fit = None;
+                self.need_points = None;
+                (true, Some(fit_seconds), None)
+            }
+            Err(ModelError::InsufficientHistory { have, need }) => {
+                self.fitted = None;
+                self.need_points = Some(need);
+                let health = ForecastHealth::InsufficientHistory {
+                    have: steps_duration(have, step),
+                    need: steps_duration(need, step),
+                };
+                (false, Some(fit_seconds), Some(health))
+            }
+            Err(other) => {
+                // Keep a previous model if there is one: an older forecast beats none.
+                let why = other.to_string();
+                if self.fitted.is_none() {
+                    self.failed_fit = Some((now, why.clone()));
+                    (false, Some(fit_seconds), Some(ForecastHealth::FitFailed(why)))
+                } else {
+                    if let Some((_, summary)) = &mut self.fitted {
+                        // Try again at the next refit interval, not at every sync.
+                        summary.fitted_at = now;
+                    }
+                    (false, Some(fit_seconds), None)
+                }
+            }
+        }
+    }
+
+    /// The forecast from the current model on `history`, reusing the last one if nothing changed.
+    fn forecast(&mut self, history: &TimeSeries, now: i64) -> Result<Forecast, ModelError> {
+        let Some((forecaster, summary)) = &self.fitted else {
+            return Err(ModelError::InvalidParameter("no fitted model".to_owned()));
+        };
+        let step = history.step_seconds().max(1);
+        // Cover the decision window [now, now + leadTime + syncPeriod] from the history's last point.
+        let window_end = now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
+        let needed = usize::try_from(ceil_div(window_end - history.end(), step)).unwrap_or(0) + 1;
+        let horizon_steps = needed.max(self.horizon_steps(step));
+        let key = ForecastKey {
+            fitted_at: summary.fitted_at,
+            history_end: history.end(),
+            history_len: history.len(),
+            last_value_bits: history.values().last().map_or(0, |v| v.to_bits()),
+            horizon_steps,
+        };
+        if let Some((cached_key, forecast)) = &self.cached
+            && *cached_key == key
+        {
+            return Ok(forecast.clone());
+        }
+        let forecast = forecaster.predict(history, horizon_steps)?;
+        self.cached = Some((key, forecast.clone()));
+        Ok(forecast)
+    }
+
+    /// One decision at `now` from the history seen so far (refit if due, forecast, decide).
+    pub fn sync(&mut self, history: &TimeSeries, replicas: ReplicaState, now: i64) -> SyncOutcome {
+        self.sync_observed(history, None, replicas, now)
+    }
+
+    /// Like [`AutoscalerCore::sync`], with the current demand observed apart from the history (an
+    /// instant query, or the simulator's lagged rate) for the reactive floor; `None` uses the newest
+    /// history point. With a coarse step the newest point can be a whole step old, while a rate over the
+    /// last minute is not.
+    pub fn sync_observed(
+        &mut self,
+        history: &TimeSeries,
+        observed: Option<f64>,
+        replicas: ReplicaState,
+        now: i64,
+    ) -> SyncOutcome {
+        let step = history.step_seconds().max(1);
+        let stale_after = STALE_AFTER_STEPS * step + secs(self.spec.sync_period);
+        let Some((latest_at, latest_value)) = history.last_finite() else {
+            let health = ForecastHealth::InsufficientHistory {
+                have: Duration::ZERO,
+                need: self
+                    .need_points
+                    .map_or(self.spec.history, |n| steps_duration(n, step)),
+            };
+            return self.held(
+                replicas,
+                now,
+                health,
+                "no usable data point in the history".to_owned(),
+            );
+        };
+        let age = now - latest_at;
+        if age > stale_after {
+            let health = ForecastHealth::StaleData {
+                age: Duration::from_secs(age.max(0) as u64),
+            };
+            let why = format!("newest data point is {age}s old (limit {stale_after}s)");
+            return self.held(replicas, now, health, why);
+        }
+
+        let observed_demand = observed
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .unwrap_or(latest_value);
+        let (refitted, fit_seconds, unusable) = self.refit_if_due(history, now);
+        let (forecast, health) = match unusable {
+            Some(health) => (None, health),
+            None => match self.forecast(history, now) {
+                Ok(forecast) => (Some(forecast), ForecastHealth::Healthy),
+                Err(error) => (
+                    None,
+                    ForecastHealth::FitFailed(format!("forecast failed: {error}")),
+                ),
+            },
+        };
+        let predicted = forecast.as_ref().map(|f| PredictedDemand {
+            start: f.start,
+            step_seconds: f.step_seconds,
+            quantile: f.quantile(self.spec.quantile),
+            mean: f.mean.clone(),
+        });
+        let input = PolicyInput {
+            now,
+            forecast: predicted,
+            observed_demand: Some(observed_demand),
+            stale: false,
+            replicas,
+        };
+        let decision = policy::decide(&input, &self.spec, &self.recent);
+        self.recent.record(
+            now,
+            &decision,
+            replicas.desired,
+            self.spec.scale_enabled,
+            &self.spec.behavior,
+        );
+        SyncOutcome {
+            now,
+            decision,
+            forecast,
+            model: self.model().cloned(),
+            health,
+            observed_demand: Some(observed_demand),
+            refitted,
+            fit_seconds,
+        }
+    }
+
+    /// Metrics could not be fetched: hold (never scale down), keep state.
+    pub fn hold(&mut self, replicas: ReplicaState, now: i64, why: String) -> SyncOutcome {
+        self.held(
+            replicas,
+            now,
+            ForecastHealth::MetricsUnavailable(why.clone()),
+            why,
+        )
+    }
+
+    fn held(&mut self, replicas: ReplicaState, now: i64, health: ForecastHealth, why: String) -> SyncOutcome {
+        let input = PolicyInput {
+            now,
+            forecast: None,
+            observed_demand: None,
+            stale: true,
+            replicas,
+        };
+        let mut decision = policy::decide(&input, &self.spec, &self.recent);
+        decision.message = format!("{why}; holding {} replicas", decision.desired_replicas);
+        debug_assert_eq!(decision.reason, DecisionReason::HeldOnStaleData);
+        self.recent.record(
+            now,
+            &decision,
+            replicas.desired,
+            self.spec.scale_enabled,
+            &self.spec.behavior,
+        );
+        SyncOutcome {
+            now,
+            decision,
+            forecast: None,
+            model: self.model().cloned(),
+            health,
+            observed_demand: None,
+            refitted: false,
+            fit_seconds: None,
+        }
+    }
+}

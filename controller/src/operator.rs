@@ -1,0 +1,666 @@
+//! The operator: a kube-runtime `Controller` over `PredictiveAutoscaler`s.
+//!
+//! One reconcile, step by step (IO marked):
+//! 1. **dereference** — namespace and name of the object.
+//! 2. **validate** (pure) — [`ScalingSpec::from_resource`]; an invalid spec gets `Ready=False`
+//!    (`InvalidSpec`) and a Warning event, and waits for the next change of the object: no scaling.
+//! 3. **sync** (IO) — [`reconcile::sync_once`]: fetch new history from Prometheus, refit/forecast/decide
+//!    off the async executor, scale through `/scale` unless `ForecastOnly`. Each autoscaler's state sits
+//!    behind its own lock, so a slow one never blocks the others.
+//! 4. **status** (IO) — a server-side-apply patch of the status subresource (field manager
+//!    `prescient`): replicas, model, forecast summary, decision reason, conditions.
+//! 5. **events** (IO) — one on each scale and each error, through kube-runtime's recorder.
+//! 6. **requeue** at the autoscaler's sync period.
+//!
+//! Failures never scale down: Prometheus down → the core holds and `ForecastHealthy=False`; a missing
+//! target → `AbleToScale=False` and a retry at the next period; a 409 is re-read and retried.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
+};
+use serde_json::json;
+
+use crate::{
+    core::ForecastHealth,
+    crd::{Condition, ForecastSummary, Mode, PredictiveAutoscaler, PredictiveAutoscalerStatus},
+    dashboard::DashboardStore,
+    edges::{Clock, MetricsSource, TargetRef},
+    kubernetes::KubeScaleTarget,
+    metrics::Metrics,
+    reconcile::{self, Autoscaler, SyncReport},
+    spec::ScalingSpec,
+};
+
+/// Field manager of the status patches (server-side apply).
+pub const FIELD_MANAGER: &str = "prescient";
+
+/// Requeue after an error the reconciler could not handle (e.g. the status patch failed).
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(15);
+
+/// How often the state of deleted autoscalers is dropped.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Condition types and reasons: stable strings a person can search for.
+pub mod reasons {
+    use crate::edges::{MetricsError, ScaleError};
+
+    pub const READY: &str = "Ready";
+    pub const FORECAST_HEALTHY: &str = "ForecastHealthy";
+    pub const SCALING_ACTIVE: &str = "ScalingActive";
+    pub const ABLE_TO_SCALE: &str = "AbleToScale";
+
+    pub const RECONCILED: &str = "Reconciled";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const FORECAST_ONLY: &str = "ForecastOnly";
+    pub const HELD: &str = "ReplicasHeld";
+    pub const SUCCEEDED_RESCALE: &str = "SucceededRescale";
+    pub const READY_FOR_NEW_SCALE: &str = "ReadyForNewScale";
+    pub const SCALED: &str = "Scaled";
+
+    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
+    pub const METRICS_TIMEOUT: &str = "MetricsTimeout";
+    pub const BAD_QUERY: &str = "BadQuery";
+    pub const EMPTY_RESULT: &str = "EmptyResult";
+    pub const MULTIPLE_SERIES: &str = "MultipleSeries";
+
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub const TARGET_NOT_SCALABLE: &str = "TargetNotScalable";
+    pub const SCALE_CONFLICT: &str = "ScaleConflict";
+    pub const SCALE_FORBIDDEN: &str = "ScaleForbidden";
+    pub const SCALE_FAILED: &str = "ScaleFailed";
+
+    pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+
+    pub fn metrics_error_reason(error: &MetricsError) -> &'static str {
+        match error {
+            MetricsError::Unavailable(_) => METRICS_UNAVAILABLE,
+            MetricsError::Timeout(_) => METRICS_TIMEOUT,
+            MetricsError::BadQuery(_) => BAD_QUERY,
+            MetricsError::Empty(_) => EMPTY_RESULT,
+            MetricsError::MultipleSeries(_) => MULTIPLE_SERIES,
+        }
+    }
+
+    pub fn scale_error_reason(error: &ScaleError) -> &'static str {
+        match error {
+            ScaleError::NotFound(_) => TARGET_NOT_FOUND,
+            ScaleError::NotScalable(_) => TARGET_NOT_SCALABLE,
+            ScaleError::Conflict(_) => SCALE_CONFLICT,
+            ScaleError::Forbidden(_) => SCALE_FORBIDDEN,
+            ScaleError::Other(_) => SCALE_FAILED,
+        }
+    }
+}
+
+/// What can make a reconcile fail (as opposed to a condition in the status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("PredictiveAutoscaler {0} has no namespace")]
+    MissingNamespace(String),
+    #[error("status patch of {name} failed: {source}")]
+    StatusPatch {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+type AutoscalerSlot = Arc<tokio::sync::Mutex<Autoscaler>>;
+
+/// Everything a reconcile needs, shared by all reconciles.
+pub struct Context<M> {
+    pub client: Client,
+    pub metrics_source: M,
+    pub scale_target: KubeScaleTarget,
+    pub metrics: Arc<Metrics>,
+    pub dashboard: DashboardStore,
+    pub recorder: Recorder,
+    pub clock: Arc<dyn Clock>,
+    /// Per-autoscaler state (history cache, fitted model, behavior memory), keyed by namespace/name.
+    autoscalers: Mutex<HashMap<(String, String), AutoscalerSlot>>,
+}
+
+impl<M> std::fmt::Debug for Context<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl<M: MetricsSource> Context<M> {
+    pub fn new(
+        client: Client,
+        metrics_source: M,
+        metrics: Arc<Metrics>,
+        dashboard: DashboardStore,
+        clock: Arc<dyn Clock>,
+        reporter: Reporter,
+    ) -> Self {
+        Self {
+            scale_target: KubeScaleTarget::new(client.clone()),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics_source,
+            metrics,
+            dashboard,
+            clock,
+            autoscalers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of autoscalers with live state.
+    pub fn autoscaler_count(&self) -> usize {
+        self.autoscalers.lock().map(|map| map.len()).unwrap_or(0)
+    }
+
+    fn slot(&self, key: &(String, String), make: impl FnOnce() -> Autoscaler) -> AutoscalerSlot {
+        match self.autoscalers.lock() {
+            Ok(mut map) => map
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(make())))
+                .clone(),
+            // A poisoned map only means another reconcile panicked; start this one afresh.
+            Err(_) => Arc::new(tokio::sync::Mutex::new(make())),
+        }
+    }
+
+    /// Drops the state of autoscalers that no longer exist.
+    pub fn prune(&self, live: &std::collections::HashSet<(String, String)>) {
+        let gone: Vec<(String, String)> = match self.autoscalers.lock() {
+            Ok(map) => map.keys().filter(|key| !live.contains(*key)).cloned().collect(),
+            Err(_) => return,
+        };
+        for key in gone {
+            self.forget(&key);
+        }
+    }
+
+    fn forget(&self, key: &(String, String)) {
+        if let Ok(mut map) = self.autoscalers.lock() {
+            map.remove(key);
+        }
+        self.metrics.forget(&key.0, &key.1);
+        self.dashboard.remove(&key.0, &key.1);
+    }
+}
+
+fn rfc3339(unix_seconds: i64) -> String {
+    jiff::Timestamp::from_second(unix_seconds)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// A condition; keeps the previous transition time when the status did not change.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    now: i64,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| rfc3339(now));
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+        last_transition_time,
+    }
+}
+
+fn target_ref(pa: &PredictiveAutoscaler, namespace: &str) -> TargetRef {
+    TargetRef {
+        namespace: namespace.to_owned(),
+        api_version: pa.spec.scale_target_ref.api_version.clone(),
+        kind: pa.spec.scale_target_ref.kind.clone(),
+        name: pa.spec.scale_target_ref.name.clone(),
+    }
+}
+
+/// The status after one sync (pure: from the report, the spec and the previous status).
+pub fn status_from_report(
+    pa: &PredictiveAutoscaler,
+    report: &SyncReport,
+    previous: &PredictiveAutoscalerStatus,
+) -> PredictiveAutoscalerStatus {
+    let now = report.now;
+    let outcome = &report.outcome;
+    let decision = &outcome.decision;
+    let old = &previous.conditions;
+
+    // Without the target's replicas the sync stopped before fetching metrics: the forecast's health is
+    // unknown this time, and the decision (a hold on zero known replicas) is not worth reporting.
+    let target_unreadable = report.replicas_before.is_none();
+    let forecast_condition = match (&report.metrics_error, &outcome.health, &report.scale_error) {
+        (None, _, Some(error)) if target_unreadable => {
+            let mut c = condition(
+                old,
+                reasons::FORECAST_HEALTHY,
+                false,
+                reasons::scale_error_reason(error),
+                format!("forecast not evaluated: {error}"),
+                now,
+            );
+            c.status = "Unknown".to_owned();
+            c.last_transition_time = old
+                .iter()
+                .find(|p| p.type_ == reasons::FORECAST_HEALTHY && p.status == "Unknown")
+                .map_or_else(|| rfc3339(now), |p| p.last_transition_time.clone());
+            c
+        }
+        (Some(error), _, _) => condition(
+            old,
+            reasons::FORECAST_HEALTHY,
+            false,
+            reasons::metrics_error_reason(error),
+            format!("{error}; holding replicas, never scaling down on missing data"),
+            now,
+        ),
+        (None, health, _) => condition(
+            old,
+            reasons::FORECAST_HEALTHY,
+            health.is_healthy(),
+            health.reason(),
+            health.message(),
+            now,
+        ),
+    };
+    let able = match &report.scale_error {
+        Some(error) => condition(
+            old,
+            reasons::ABLE_TO_SCALE,
+            false,
+            reasons::scale_error_reason(error),
+            error.to_string(),
+            now,
+        ),
+        None if report.scaled_to.is_some() => condition(
+            old,
+            reasons::ABLE_TO_SCALE,
+            true,
+            reasons::SUCCEEDED_RESCALE,
+            format!("scaled the target to {} replicas", decision.desired_replicas),
+            now,
+        ),
+        None => condition(
+            old,
+            reasons::ABLE_TO_SCALE,
+            true,
+            reasons::READY_FOR_NEW_SCALE,
+            "the target's /scale is readable".to_owned(),
+            now,
+        ),
+    };
+    let held = report.metrics_error.is_some()
+        || report.scale_error.is_some()
+        || matches!(
+            outcome.health,
+            ForecastHealth::StaleData { .. } | ForecastHealth::MetricsUnavailable(_)
+        );
+    let scaling = if let (true, Some(error)) = (target_unreadable, &report.scale_error) {
+        condition(
+            old,
+            reasons::SCALING_ACTIVE,
+            false,
+            reasons::scale_error_reason(error),
+            format!("cannot read the target's replicas ({error}); nothing is changed until it can"),
+            now,
+        )
+    } else if pa.spec.mode == Mode::ForecastOnly {
+        condition(
+            old,
+            reasons::SCALING_ACTIVE,
+            false,
+            reasons::FORECAST_ONLY,
+            format!(
+                "mode is ForecastOnly: would scale to {} ({}), status only",
+                decision.desired_replicas, decision.message
+            ),
+            now,
+        )
+    } else if held {
+        condition(
+            old,
+            reasons::SCALING_ACTIVE,
+            false,
+            reasons::HELD,
+            decision.message.clone(),
+            now,
+        )
+    } else {
+        condition(
+            old,
+            reasons::SCALING_ACTIVE,
+            true,
+            decision.reason.as_str(),
+            decision.message.clone(),
+            now,
+        )
+    };
+    let ready = match (&report.scale_error, &report.metrics_error) {
+        (Some(error), _) => condition(
+            old,
+            reasons::READY,
+            false,
+            reasons::scale_error_reason(error),
+            error.to_string(),
+            now,
+        ),
+        (None, Some(error)) => condition(
+            old,
+            reasons::READY,
+            false,
+            reasons::metrics_error_reason(error),
+            error.to_string(),
+            now,
+        ),
+        (None, None) => condition(
+            old,
+            reasons::READY,
+            true,
+            reasons::RECONCILED,
+            decision.message.clone(),
+            now,
+        ),
+    };
+    let forecast = match (
+        decision.demand_at_lead_time,
+        decision.peak_quantile_demand,
+        decision.predictive_replicas,
+    ) {
+        (Some(at_lead), Some(peak), Some(predictive)) => Some(ForecastSummary {
+            made_at: rfc3339(now),
+            current_demand: outcome.observed_demand,
+            demand_at_lead_time: at_lead,
+            peak_quantile_demand: peak,
+            predictive_replicas: predictive,
+        }),
+        _ => None,
+    };
+    PredictiveAutoscalerStatus {
+        observed_generation: pa.metadata.generation,
+        current_replicas: report
+            .replicas_before
+            .map(|r| r.desired)
+            .or(previous.current_replicas),
+        desired_replicas: if target_unreadable {
+            previous.desired_replicas
+        } else {
+            Some(decision.desired_replicas)
+        },
+        last_scale_time: if report.scaled_to.is_some() {
+            Some(rfc3339(now))
+        } else {
+            previous.last_scale_time.clone()
+        },
+        model: outcome
+            .model
+            .as_ref()
+            .map(|m| m.name.clone())
+            .or_else(|| previous.model.clone()),
+        backtest_mase: outcome
+            .model
+            .as_ref()
+            .and_then(|m| m.backtest_mase)
+            .filter(|m| m.is_finite())
+            .or(previous.backtest_mase),
+        forecast,
+        decision_reason: if target_unreadable {
+            previous.decision_reason.clone()
+        } else {
+            Some(decision.reason.as_str().to_owned())
+        },
+        conditions: vec![ready, forecast_condition, scaling, able],
+    }
+}
+
+/// The status of an object whose spec cannot be used.
+fn invalid_status(pa: &PredictiveAutoscaler, message: &str, now: i64) -> PredictiveAutoscalerStatus {
+    let previous = pa.status.clone().unwrap_or_default();
+    let old = &previous.conditions;
+    let invalid = |type_: &str| condition(old, type_, false, reasons::INVALID_SPEC, message.to_owned(), now);
+    PredictiveAutoscalerStatus {
+        observed_generation: pa.metadata.generation,
+        conditions: vec![invalid(reasons::READY), invalid(reasons::SCALING_ACTIVE)],
+        ..previous
+    }
+}
+
+async fn patch_status<M>(
+    ctx: &Context<M>,
+    namespace: &str,
+    name: &str,
+    status: &PredictiveAutoscalerStatus,
+) -> Result<(), Error> {
+    let api: Api<PredictiveAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": PredictiveAutoscaler::api_version(&()),
+        "kind": PredictiveAutoscaler::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::StatusPatch {
+        name: format!("{namespace}/{name}"),
+        source,
+    })?;
+    Ok(())
+}
+
+async fn publish<M>(
+    ctx: &Context<M>,
+    pa: &PredictiveAutoscaler,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Autoscale".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &pa.object_ref(&())).await {
+        // An event is a courtesy to people; failing to publish one must not fail the reconcile.
+        tracing::warn!(%error, reason, "could not publish event");
+    }
+}
+
+/// Events for one sync: a Normal one per scale, a Warning one per error.
+async fn publish_events<M>(
+    ctx: &Context<M>,
+    pa: &PredictiveAutoscaler,
+    target: &TargetRef,
+    report: &SyncReport,
+) {
+    if let (Some(to), Some(before)) = (report.scaled_to, report.replicas_before) {
+        let note = format!(
+            "scaled {}/{} from {} to {} replicas: {}",
+            target.kind, target.name, before.desired, to, report.outcome.decision.message
+        );
+        publish(ctx, pa, EventType::Normal, reasons::SCALED, note).await;
+    }
+    if let Some(error) = &report.metrics_error {
+        let note = format!("{error}; replicas held");
+        publish(
+            ctx,
+            pa,
+            EventType::Warning,
+            reasons::metrics_error_reason(error),
+            note,
+        )
+        .await;
+    }
+    if let Some(error) = &report.scale_error {
+        publish(
+            ctx,
+            pa,
+            EventType::Warning,
+            reasons::scale_error_reason(error),
+            error.to_string(),
+        )
+        .await;
+    }
+}
+
+/// Reconciles one `PredictiveAutoscaler`.
+pub async fn reconcile<M: MetricsSource>(
+    pa: Arc<PredictiveAutoscaler>,
+    ctx: Arc<Context<M>>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&pa, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed());
+    result
+}
+
+async fn reconcile_inner<M: MetricsSource>(
+    pa: &PredictiveAutoscaler,
+    ctx: &Context<M>,
+) -> Result<Action, Error> {
+    // 1. dereference
+    let name = pa.name_any();
+    let namespace = pa
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
+    let key = (namespace.clone(), name.clone());
+    let now = ctx.clock.now();
+
+    // 2. validate (pure)
+    let spec = match ScalingSpec::from_resource(&pa.spec) {
+        Ok(spec) => spec,
+        Err(invalid) => {
+            ctx.forget(&key);
+            ctx.metrics.observe_error(reasons::INVALID_SPEC);
+            let message = format!("{invalid}; fix the spec, nothing is scaled until then");
+            patch_status(ctx, &namespace, &name, &invalid_status(pa, &message, now)).await?;
+            publish(ctx, pa, EventType::Warning, reasons::INVALID_SPEC, message).await;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // 3. sync (IO at both ends, the pure core in between, off the executor)
+    let target = target_ref(pa, &namespace);
+    let query = pa.spec.metric.query.clone();
+    ctx.metrics
+        .set_settings(&namespace, &name, spec.lead_time, spec.quantile);
+    let sync_period = spec.sync_period;
+    let slot = ctx.slot(&key, || {
+        Autoscaler::new(spec.clone(), query.clone(), target.clone())
+    });
+    let mut autoscaler = slot.lock().await;
+    if autoscaler.spec != spec || autoscaler.query != query || autoscaler.target != target {
+        autoscaler.set_spec(spec, query, target.clone());
+    }
+    let report = reconcile::sync_once(&mut autoscaler, &ctx.metrics_source, &ctx.scale_target, now).await;
+
+    // 4. status
+    let previous = pa.status.clone().unwrap_or_default();
+    let status = status_from_report(pa, &report, &previous);
+    ctx.metrics.observe_sync(&namespace, &name, &report);
+    ctx.dashboard
+        .record(&namespace, &name, &pa.spec, &status, &autoscaler, &report);
+    drop(autoscaler);
+    patch_status(ctx, &namespace, &name, &status).await?;
+
+    // 5. events
+    publish_events(ctx, pa, &target, &report).await;
+    if report.metrics_error.is_some() || report.scale_error.is_some() {
+        tracing::warn!(
+            autoscaler = %format!("{namespace}/{name}"),
+            metrics_error = ?report.metrics_error,
+            scale_error = ?report.scale_error,
+            "sync held replicas"
+        );
+    } else {
+        tracing::info!(
+            autoscaler = %format!("{namespace}/{name}"),
+            desired = report.outcome.decision.desired_replicas,
+            reason = report.outcome.decision.reason.as_str(),
+            scaled_to = ?report.scaled_to,
+            "synced"
+        );
+    }
+
+    // 6. requeue: each autoscaler at its own period; a missing target is retried at the same pace.
+    Ok(Action::requeue(sync_period))
+}
+
+/// What to do after a reconcile error: count it and retry soon.
+pub fn error_policy<M: MetricsSource>(
+    pa: Arc<PredictiveAutoscaler>,
+    error: &Error,
+    ctx: Arc<Context<M>>,
+) -> Action {
+    tracing::warn!(autoscaler = %pa.name_any(), %error, "reconcile failed");
+    ctx.metrics.observe_error(reasons::RECONCILE_FAILED);
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Runs the controller until `shutdown` resolves (leadership lost, SIGTERM), letting running reconciles
+/// finish first.
+pub async fn run_controller<M: MetricsSource + 'static>(
+    ctx: Arc<Context<M>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<PredictiveAutoscaler> = Api::all(ctx.client.clone());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    // Deleted autoscalers are never reconciled again (no finalizer is needed: nothing outside the
+    // process holds their state), so their in-memory state is pruned against the controller's cache.
+    let store = controller.store();
+    let pruner = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            // Until the first list has arrived an empty cache says nothing about what exists.
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+            let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                {
+                    let live: std::collections::HashSet<(String, String)> = store
+                        .state()
+                        .iter()
+                        .filter_map(|pa| Some((pa.namespace()?, pa.name_any())))
+                        .collect();
+                    ctx.prune(&live);
+                }
+            }
+        })
+    };
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+    pruner.abort();
+}

@@ -1,0 +1,146 @@
+//! The autoscaler core as a state machine: refits at the refit interval and on a spec change, acts on the
+//! reactive floor alone with too little history, holds on stale data and on a metrics outage.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use prescient::{
+    core::{AutoscalerCore, ForecastHealth},
+    edges::ReplicaState,
+    policy::DecisionReason,
+    spec::{ScalingBehavior, ScalingSpec, parse_model_choice},
+};
+use prescient_model::TimeSeries;
+
+const STEP: i64 = 300;
+const DAY: i64 = 86_400;
+
+fn spec() -> ScalingSpec {
+    ScalingSpec {
+        min_replicas: 1,
+        max_replicas: 100,
+        target_per_replica: 10.0,
+        history: Duration::from_secs(7 * DAY as u64),
+        step: Duration::from_secs(STEP as u64),
+        horizon: Duration::from_secs(1800),
+        lead_time: Duration::from_secs(120),
+        model: parse_model_choice("seasonal_naive").unwrap(),
+        quantile: 0.9,
+        refit_interval: Duration::from_secs(3600),
+        sync_period: Duration::from_secs(30),
+        behavior: ScalingBehavior::default(),
+        scale_enabled: true,
+    }
+}
+
+/// `days` of a daily cycle (100 ± 50) at 5-minute steps, starting at 0.
+fn daily(days: i64) -> TimeSeries {
+    let values = (0..days * DAY / STEP)
+        .map(|i| 100.0 + 50.0 * (2.0 * std::f64::consts::PI * (i * STEP % DAY) as f64 / DAY as f64).sin())
+        .collect();
+    TimeSeries::from_values(0, STEP, values).unwrap()
+}
+
+fn replicas(n: u32) -> ReplicaState {
+    ReplicaState { desired: n, ready: n }
+}
+
+#[test]
+fn refits_at_the_refit_interval_and_when_the_forecast_settings_change() {
+    let history = daily(4);
+    let now = history.end() + STEP + 15;
+    let mut core = AutoscalerCore::new(spec());
+    let first = core.sync(&history, replicas(10), now);
+    assert!(first.refitted, "health: {:?}", first.health);
+    assert!(first.health.is_healthy());
+    assert!(first.fit_seconds.is_some());
+    assert!(first.forecast.is_some());
+    assert_eq!(first.model.as_ref().unwrap().fitted_at, now);
+    let second = core.sync(&history, replicas(10), now + 30);
+    assert!(!second.refitted);
+    let later = core.sync(&history, replicas(10), now + 3600);
+    assert!(!later.refitted, "history went stale: no refit on stale data");
+    assert_eq!(later.health.reason(), "StaleData");
+    let fresh = daily(5);
+    let now = fresh.end() + STEP + 15;
+    assert!(
+        core.sync(&fresh, replicas(10), now).refitted,
+        "an hour later with fresh data"
+    );
+    assert!(!core.sync(&fresh, replicas(10), now + 30).refitted);
+    let mut changed = spec();
+    changed.model = parse_model_choice("naive").unwrap();
+    core.set_spec(changed);
+    assert!(
+        core.sync(&fresh, replicas(10), now + 60).refitted,
+        "a new model refits at once"
+    );
+    let mut quantile_only = core.spec().clone();
+    quantile_only.quantile = 0.5;
+    core.set_spec(quantile_only);
+    assert!(
+        !core.sync(&fresh, replicas(10), now + 90).refitted,
+        "a new quantile needs no refit"
+    );
+}
+
+#[test]
+fn too_little_history_acts_on_the_reactive_floor_and_says_how_much_is_needed() {
+    let history = TimeSeries::from_values(0, STEP, vec![200.0, 210.0, 220.0]).unwrap();
+    let now = history.end() + STEP + 15;
+    let mut core = AutoscalerCore::new(spec());
+    let outcome = core.sync(&history, replicas(10), now);
+    match &outcome.health {
+        ForecastHealth::InsufficientHistory { have, need } => {
+            assert!(have < need, "{have:?} < {need:?}");
+            assert!(
+                outcome.health.message().contains("more"),
+                "{}",
+                outcome.health.message()
+            );
+        }
+        other => panic!("expected InsufficientHistory, got {other:?}"),
+    }
+    assert!(outcome.forecast.is_none());
+    // 220 observed at 10 per replica needs 22 (rate-limited from 10 to 20 this sync).
+    assert_eq!(outcome.decision.reactive_replicas, Some(22));
+    assert_eq!(outcome.decision.desired_replicas, 20);
+    assert_eq!(outcome.observed_demand, Some(220.0));
+}
+
+#[test]
+fn stale_data_holds_replicas() {
+    let history = daily(4);
+    let mut core = AutoscalerCore::new(spec());
+    // Newest point is an hour old: far beyond 2 steps + sync period.
+    let outcome = core.sync(&history, replicas(30), history.end() + 3600);
+    assert_eq!(outcome.decision.reason, DecisionReason::HeldOnStaleData);
+    assert_eq!(outcome.decision.desired_replicas, 30);
+    assert!(matches!(outcome.health, ForecastHealth::StaleData { age } if age == Duration::from_secs(3600)));
+}
+
+#[test]
+fn holds_replicas_when_metrics_are_unavailable() {
+    let history = daily(4);
+    let now = history.end() + STEP + 15;
+    let mut core = AutoscalerCore::new(spec());
+    core.sync(&history, replicas(10), now);
+    let outcome = core.hold(replicas(40), now + 30, "connection refused".to_owned());
+    assert_eq!(outcome.decision.desired_replicas, 40);
+    assert_eq!(outcome.decision.reason, DecisionReason::HeldOnStaleData);
+    assert_eq!(outcome.health.reason(), "MetricsUnavailable");
+    assert!(outcome.decision.message.contains("connection refused"));
+    assert!(outcome.model.is_some(), "the model is kept through an outage");
+}
+
+#[test]
+fn the_forecast_feeds_the_decision() {
+    let history = daily(4);
+    let now = history.end() + STEP + 15;
+    let mut core = AutoscalerCore::new(spec());
+    let outcome = core.sync(&history, replicas(10), now);
+    let decision = &outcome.decision;
+    assert!(decision.predictive_replicas.is_some(), "{decision:?}");
+    assert!(decision.peak_quantile_demand.unwrap() > 0.0);
+    assert!(decision.demand_at_lead_time.is_some());
+}
