@@ -54,8 +54,9 @@ def code(text: str, parameters: bool = False):
 
 HOW_TO_RUN = """
 **How to run it.** `notebooks/run.sh` executes all three notebooks headless (it makes a virtual environment
-in `target/notebooks-venv` and writes the executed copies to `target/notebooks-out/`). Interactively:
-`target/notebooks-venv/bin/jupyter notebook notebooks/` after one `notebooks/run.sh`. The `prescient` binary
+in `target/notebooks-venv` and writes the executed copies to `target/notebooks-out/`). Interactively, after
+one `notebooks/run.sh`: `target/notebooks-venv/bin/pip install notebook`, then
+`target/notebooks-venv/bin/jupyter notebook notebooks/`. The `prescient` binary
 is taken from `$PRESCIENT_BIN`, else `target/debug/prescient` or `target/release/prescient`, else `PATH`,
 else built with `cargo build -p prescient`. Any failing command raises with its stderr.
 """

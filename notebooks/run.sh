@@ -37,7 +37,7 @@ if [ -z "${PRESCIENT_BIN:-}" ]; then
   stale=""
   if [ ! -x "$bin" ]; then
     stale="missing"
-  elif [ -n "$(find controller model Cargo.toml Cargo.lock \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) -newer "$bin" -print -quit 2>/dev/null)" ]; then
+  elif [ -n "$(find controller model data/traces Cargo.toml Cargo.lock \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' -o -name '*.csv' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) -newer "$bin" -print -quit 2>/dev/null)" ]; then
     stale="older than the sources"
   fi
   if [ -n "$stale" ]; then

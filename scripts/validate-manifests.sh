@@ -29,7 +29,7 @@ fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-targets=(overlays/dev overlays/production base sample-app prometheus examples crd)
+targets=(overlays/dev overlays/production base sample-app prometheus examples crd grafana)
 for target in "${targets[@]}"; do
   file="$OUT/$(echo "$target" | tr / -).yaml"
   if ! kubectl kustomize "manifests/$target" >"$file"; then

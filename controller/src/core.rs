@@ -400,6 +400,37 @@ impl AutoscalerCore {
         )
     }
 
+    /// The target's replicas could not be read: nothing is decided and nothing is remembered (a
+    /// recommendation made without knowing the replicas would skew the stabilization windows). The
+    /// decision repeats the latest recommendation so reports show what the autoscaler last wanted.
+    pub fn target_unreadable(&self, now: i64, why: String) -> SyncOutcome {
+        let last = self
+            .recent
+            .recommendations()
+            .last()
+            .map_or(self.spec.min_replicas, |(_, r)| r);
+        let decision = Decision {
+            desired_replicas: last,
+            reason: DecisionReason::HeldOnStaleData,
+            predictive_replicas: None,
+            reactive_replicas: None,
+            demand_at_lead_time: None,
+            peak_quantile_demand: None,
+            message: format!("{why}; not scaling until the target can be read"),
+            recommendation: last,
+        };
+        SyncOutcome {
+            now,
+            decision,
+            forecast: None,
+            model: self.model().cloned(),
+            health: ForecastHealth::MetricsUnavailable(why),
+            observed_demand: None,
+            refitted: false,
+            fit_seconds: None,
+        }
+    }
+
     fn held(&mut self, replicas: ReplicaState, now: i64, health: ForecastHealth, why: String) -> SyncOutcome {
         let input = PolicyInput {
             now,

@@ -13,7 +13,10 @@ pub struct DurationError {
 /// Parses `1h30m`-style durations (units `ms`, `s`, `m`, `h`, `d`, `w`). Zero is allowed; callers that
 /// need a positive duration check it, so the message can name the field.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: input.to_owned(), reason };
+    let err = |reason| DurationError {
+        input: input.to_owned(),
+        reason,
+    };
     let text = input.trim();
     if text.is_empty() {
         return Err(err("empty"));
@@ -55,7 +58,13 @@ pub fn format_duration(duration: Duration) -> String {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -82,6 +91,7 @@ impl fmt::Display for HumanDuration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -76,8 +76,11 @@ pub trait MetricsSource: Send + Sync {
 /// Reads and sets the replicas of a workload.
 pub trait ScaleTarget: Send + Sync {
     fn replicas(&self, target: &TargetRef) -> impl Future<Output = Result<ReplicaState, ScaleError>> + Send;
-    fn set_replicas(&self, target: &TargetRef, replicas: u32)
-    -> impl Future<Output = Result<(), ScaleError>> + Send;
+    fn set_replicas(
+        &self,
+        target: &TargetRef,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), ScaleError>> + Send;
 }
 
 /// Unix time in seconds, real or virtual.

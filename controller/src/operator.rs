@@ -33,6 +33,7 @@ use kube::{
     },
 };
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     core::ForecastHealth,
@@ -50,6 +51,9 @@ pub const FIELD_MANAGER: &str = "prescient";
 
 /// Requeue after an error the reconciler could not handle (e.g. the status patch failed).
 pub const ERROR_REQUEUE: Duration = Duration::from_secs(15);
+
+/// How long running reconciles may take to finish once the controller is told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the state of deleted autoscalers is dropped.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -621,12 +625,9 @@ pub fn error_policy<M: MetricsSource>(
     Action::requeue(ERROR_REQUEUE)
 }
 
-/// Runs the controller until `shutdown` resolves (leadership lost, SIGTERM), letting running reconciles
-/// finish first.
-pub async fn run_controller<M: MetricsSource + 'static>(
-    ctx: Arc<Context<M>>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+/// Runs the controller until `stop` is cancelled (leadership lost, SIGTERM), letting running reconciles
+/// finish for at most [`SHUTDOWN_GRACE`].
+pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, stop: CancellationToken) {
     let api: Api<PredictiveAutoscaler> = Api::all(ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     // Deleted autoscalers are never reconciled again (no finalizer is needed: nothing outside the
@@ -653,14 +654,22 @@ pub async fn run_controller<M: MetricsSource + 'static>(
             }
         })
     };
-    controller
-        .graceful_shutdown_on(shutdown)
+    let running = controller
+        .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller event");
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown waits for the first list of the watch: with an unreachable API
+    // server it would wait forever, so the grace period is bounded here.
+    tokio::select! {
+        () = running => {},
+        () = async {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("controller did not stop within {SHUTDOWN_GRACE:?}; dropping it"),
+    }
     pruner.abort();
 }

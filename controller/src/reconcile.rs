@@ -46,7 +46,13 @@ pub struct SyncReport {
 impl Autoscaler {
     pub fn new(spec: ScalingSpec, query: String, target: TargetRef) -> Self {
         let core = AutoscalerCore::new(spec.clone());
-        Self { spec, query, target, history: None, core: Some(core) }
+        Self {
+            spec,
+            query,
+            target,
+            history: None,
+            core: Some(core),
+        }
     }
 
     /// Applies a changed spec. A new query or step makes the cached history meaningless, so it is dropped
@@ -67,7 +73,8 @@ impl Autoscaler {
     }
 
     fn core_mut(&mut self) -> &mut AutoscalerCore {
-        self.core.get_or_insert_with(|| AutoscalerCore::new(self.spec.clone()))
+        self.core
+            .get_or_insert_with(|| AutoscalerCore::new(self.spec.clone()))
     }
 
     fn step_seconds(&self) -> i64 {
@@ -90,7 +97,8 @@ impl Autoscaler {
     /// Merges fetched points into the cache and trims it to the history window.
     fn merge(&mut self, points: &[(i64, f64)], now: i64) -> Result<(), MetricsError> {
         let step = self.step_seconds();
-        let invalid = |e: prescient_model::SeriesError| MetricsError::BadQuery(format!("unusable samples: {e}"));
+        let invalid =
+            |e: prescient_model::SeriesError| MetricsError::BadQuery(format!("unusable samples: {e}"));
         match &mut self.history {
             Some(series) if !series.is_empty() => series.append(points).map_err(invalid)?,
             _ => self.history = Some(TimeSeries::from_pairs_with_step(points, step).map_err(invalid)?),
@@ -112,7 +120,10 @@ async fn run_core(
     let Some(history) = autoscaler.history.clone() else {
         return Err(MetricsError::Empty("no history fetched yet".to_owned()));
     };
-    let mut core = autoscaler.core.take().unwrap_or_else(|| AutoscalerCore::new(autoscaler.spec.clone()));
+    let mut core = autoscaler
+        .core
+        .take()
+        .unwrap_or_else(|| AutoscalerCore::new(autoscaler.spec.clone()));
     let spec = autoscaler.spec.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let outcome = core.sync(&history, replicas, now);
@@ -144,8 +155,10 @@ pub async fn sync_once<M: MetricsSource, S: ScaleTarget>(
     let replicas = match target.replicas(&autoscaler.target).await {
         Ok(replicas) => replicas,
         Err(scale_error) => {
-            // Without the target's replicas nothing can be decided safely; hold and say why.
-            let outcome = autoscaler.core_mut().hold(ReplicaState::default(), now, scale_error.to_string());
+            // Without the target's replicas nothing can be decided safely: report why, remember nothing.
+            let outcome = autoscaler
+                .core_mut()
+                .target_unreadable(now, scale_error.to_string());
             return SyncReport {
                 now,
                 outcome,
@@ -159,28 +172,32 @@ pub async fn sync_once<M: MetricsSource, S: ScaleTarget>(
     };
 
     let start = autoscaler.fetch_start(now);
-    let fetched = metrics.range(&autoscaler.query, start, now, autoscaler.step_seconds()).await;
-    let (outcome, metrics_error, fetched_points) = match fetched {
-        Ok(points) => {
-            let count = points.len();
-            let merged = autoscaler.merge(&points, now);
-            match merged {
-                Ok(()) => match run_core(autoscaler, replicas, now).await {
-                    Ok(outcome) => (outcome, None, count),
-                    Err(error) => (autoscaler.core_mut().hold(replicas, now, error.to_string()), Some(error), count),
-                },
-                Err(error) => (autoscaler.core_mut().hold(replicas, now, error.to_string()), Some(error), count),
-            }
-        }
+    let fetched = metrics
+        .range(&autoscaler.query, start, now, autoscaler.step_seconds())
+        .await;
+    let decided = match fetched {
+        Ok(points) => match autoscaler.merge(&points, now) {
+            Ok(()) => run_core(autoscaler, replicas, now)
+                .await
+                .map(|outcome| (outcome, points.len())),
+            Err(error) => Err(error),
+        },
         // An empty answer after we already have history means the newest points are not there yet:
         // decide on what we have (the core notices if it is stale).
         Err(MetricsError::Empty(_)) if autoscaler.history.as_ref().is_some_and(|h| h.finite_len() > 0) => {
-            match run_core(autoscaler, replicas, now).await {
-                Ok(outcome) => (outcome, None, 0),
-                Err(error) => (autoscaler.core_mut().hold(replicas, now, error.to_string()), Some(error), 0),
-            }
+            run_core(autoscaler, replicas, now)
+                .await
+                .map(|outcome| (outcome, 0))
         }
-        Err(error) => (autoscaler.core_mut().hold(replicas, now, error.to_string()), Some(error), 0),
+        Err(error) => Err(error),
+    };
+    let (outcome, metrics_error, fetched_points) = match decided {
+        Ok((outcome, count)) => (outcome, None, count),
+        Err(error) => (
+            autoscaler.core_mut().hold(replicas, now, error.to_string()),
+            Some(error),
+            0,
+        ),
     };
 
     let desired = outcome.decision.desired_replicas;

@@ -21,7 +21,10 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -57,8 +60,16 @@ impl Default for ScalingBehavior {
                 stabilization_window: Duration::ZERO,
                 select_policy: SelectPolicy::Max,
                 policies: vec![
-                    RatePolicy { policy_type: PolicyType::Percent, value: 100, period: Duration::from_secs(15) },
-                    RatePolicy { policy_type: PolicyType::Pods, value: 4, period: Duration::from_secs(15) },
+                    RatePolicy {
+                        policy_type: PolicyType::Percent,
+                        value: 100,
+                        period: Duration::from_secs(15),
+                    },
+                    RatePolicy {
+                        policy_type: PolicyType::Pods,
+                        value: 4,
+                        period: Duration::from_secs(15),
+                    },
                 ],
             },
             scale_down: DirectionRules {
@@ -160,7 +171,10 @@ fn direction_rules(
     };
     let stabilization_window = match rules.stabilization_window_seconds {
         Some(seconds) if seconds > 3600 => {
-            return Err(SpecError::new(field, format!("stabilizationWindowSeconds must be <= 3600, got {seconds}")));
+            return Err(SpecError::new(
+                field,
+                format!("stabilizationWindowSeconds must be <= 3600, got {seconds}"),
+            ));
         }
         Some(seconds) => Duration::from_secs(u64::from(seconds)),
         None => default.stabilization_window,
@@ -181,15 +195,24 @@ impl ScalingSpec {
         if spec.min_replicas > spec.max_replicas {
             return Err(SpecError::new(
                 "minReplicas",
-                format!("must be <= maxReplicas ({}), got {}", spec.max_replicas, spec.min_replicas),
+                format!(
+                    "must be <= maxReplicas ({}), got {}",
+                    spec.max_replicas, spec.min_replicas
+                ),
             ));
         }
         let target = spec.metric.target_per_replica;
         if !(target.is_finite() && target > 0.0) {
-            return Err(SpecError::new("metric.targetPerReplica", format!("must be a positive number, got {target}")));
+            return Err(SpecError::new(
+                "metric.targetPerReplica",
+                format!("must be a positive number, got {target}"),
+            ));
         }
         if spec.metric.query.trim().is_empty() {
-            return Err(SpecError::new("metric.query", "must be a PromQL expression, got an empty string"));
+            return Err(SpecError::new(
+                "metric.query",
+                "must be a PromQL expression, got an empty string",
+            ));
         }
         if spec.scale_target_ref.name.is_empty() || spec.scale_target_ref.kind.is_empty() {
             return Err(SpecError::new("scaleTargetRef", "kind and name are required"));
@@ -197,7 +220,10 @@ impl ScalingSpec {
         let f = &spec.forecast;
         let quantile = f.quantile;
         if !(quantile > 0.0 && quantile < 1.0) {
-            return Err(SpecError::new("forecast.quantile", format!("must be in (0, 1), got {quantile}")));
+            return Err(SpecError::new(
+                "forecast.quantile",
+                format!("must be in (0, 1), got {quantile}"),
+            ));
         }
         let step = positive_duration("forecast.step", &f.step)?;
         let history = positive_duration("forecast.history", &f.history)?;
@@ -206,12 +232,18 @@ impl ScalingSpec {
         let refit_interval = positive_duration("forecast.refitInterval", &f.refit_interval)?;
         let sync_period = positive_duration("syncPeriod", &spec.sync_period)?;
         if history < step * 2 {
-            return Err(SpecError::new("forecast.history", format!("must cover at least two steps, got {}", f.history)));
+            return Err(SpecError::new(
+                "forecast.history",
+                format!("must cover at least two steps, got {}", f.history),
+            ));
         }
         if lead_time > horizon {
             return Err(SpecError::new(
                 "forecast.leadTime",
-                format!("must not exceed forecast.horizon ({}), got {}", f.horizon, f.lead_time),
+                format!(
+                    "must not exceed forecast.horizon ({}), got {}",
+                    f.horizon, f.lead_time
+                ),
             ));
         }
         let model = parse_model_choice(&f.model).map_err(|m| SpecError::new("forecast.model", m))?;
@@ -220,7 +252,11 @@ impl ScalingSpec {
             None => defaults,
             Some(b) => ScalingBehavior {
                 scale_up: direction_rules("behavior.scaleUp", b.scale_up.as_ref(), defaults.scale_up)?,
-                scale_down: direction_rules("behavior.scaleDown", b.scale_down.as_ref(), defaults.scale_down)?,
+                scale_down: direction_rules(
+                    "behavior.scaleDown",
+                    b.scale_down.as_ref(),
+                    defaults.scale_down,
+                )?,
             },
         };
         Ok(Self {

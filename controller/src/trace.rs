@@ -26,8 +26,10 @@ pub enum TraceError {
 
 /// Reads a trace file.
 pub fn read_trace(path: &Path) -> Result<Vec<(i64, f64)>, TraceError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| TraceError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse_trace(&text)
 }
 
@@ -36,10 +38,11 @@ fn parse_timestamp(field: &str) -> Result<i64, String> {
     if let Ok(seconds) = field.parse::<i64>() {
         return Ok(seconds);
     }
-    if let Ok(seconds) = field.parse::<f64>() {
-        if seconds.is_finite() && seconds.abs() < 1e15 {
-            return Ok(seconds.floor() as i64);
-        }
+    if let Ok(seconds) = field.parse::<f64>()
+        && seconds.is_finite()
+        && seconds.abs() < 1e15
+    {
+        return Ok(seconds.floor() as i64);
     }
     field
         .parse::<jiff::Timestamp>()
@@ -49,8 +52,17 @@ fn parse_timestamp(field: &str) -> Result<i64, String> {
 
 /// Parses trace CSV text. Rows keep file order; sorting, duplicates and gaps are the time series' job.
 pub fn parse_trace(text: &str) -> Result<Vec<(i64, f64)>, TraceError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let header = reader.headers().map_err(|e| TraceError::Row { line: 1, message: e.to_string() })?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| TraceError::Row {
+            line: 1,
+            message: e.to_string(),
+        })?
+        .clone();
     let names: Vec<&str> = header.iter().collect();
     if names != ["timestamp", "value"] {
         return Err(TraceError::Header(names.join(",")));
@@ -72,9 +84,10 @@ pub fn parse_trace(text: &str) -> Result<Vec<(i64, f64)>, TraceError> {
         let value = if value_field.is_empty() {
             f64::NAN
         } else {
-            value_field
-                .parse::<f64>()
-                .map_err(|_| TraceError::Row { line, message: format!("value {value_field:?} is not a number") })?
+            value_field.parse::<f64>().map_err(|_| TraceError::Row {
+                line,
+                message: format!("value {value_field:?} is not a number"),
+            })?
         };
         points.push((timestamp, value));
     }
@@ -124,13 +137,16 @@ impl MetricsSource for TraceSource {
     ) -> Result<Vec<(i64, f64)>, MetricsError> {
         let window = self.window(start, end);
         if window.is_empty() {
-            return Err(MetricsError::Empty(format!("trace has no points in [{start}, {end}]")));
+            return Err(MetricsError::Empty(format!(
+                "trace has no points in [{start}, {end}]"
+            )));
         }
         Ok(window.to_vec())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -154,7 +170,10 @@ mod tests {
 
     #[test]
     fn rejects_wrong_header_and_empty_trace() {
-        assert!(matches!(parse_trace("time,count\n1,2\n"), Err(TraceError::Header(_))));
+        assert!(matches!(
+            parse_trace("time,count\n1,2\n"),
+            Err(TraceError::Header(_))
+        ));
         assert!(matches!(parse_trace("timestamp,value\n"), Err(TraceError::Empty)));
     }
 

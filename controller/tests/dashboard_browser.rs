@@ -12,6 +12,7 @@ use std::{
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const TOKEN: &str = "browser-test-token";
 /// 1995-07-13T14:30:00Z: the launch crowd of the bundled trace has come and gone.
 const LAUNCH_CROWD_OVER: i64 = 805_645_800;
 
@@ -105,6 +106,8 @@ fn page_draws_the_live_chart_without_errors() {
             "--speed",
             "3000",
         ])
+        // With a token, so the page's way of sending it (from its URL fragment) is tested too.
+        .env("PRESCIENT_DASHBOARD_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -127,11 +130,23 @@ fn page_draws_the_live_chart_without_errors() {
 
     // Wait until both autoscalers have synced a few times, so the chart has something to draw.
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let unauthorized = runtime
+        .block_on(client.get(format!("{url}api/v1/autoscalers")).send())
+        .unwrap();
+    assert_eq!(
+        unauthorized.status().as_u16(),
+        401,
+        "the token guards the demo's API"
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     let forecast_url = format!("{url}api/v1/autoscalers/demo/predictive/forecast");
     let predictive = loop {
         let body = runtime.block_on(async {
-            reqwest::get(&forecast_url)
+            client
+                .get(&forecast_url)
+                .bearer_auth(TOKEN)
+                .send()
                 .await
                 .ok()?
                 .json::<serde_json::Value>()
@@ -153,7 +168,10 @@ fn page_draws_the_live_chart_without_errors() {
 
     // The same server exposes the forecasts as Prometheus gauges for Grafana.
     let metrics = runtime.block_on(async {
-        reqwest::get(format!("{url}metrics"))
+        client
+            .get(format!("{url}metrics"))
+            .bearer_auth(TOKEN)
+            .send()
             .await
             .unwrap()
             .text()
@@ -176,6 +194,7 @@ fn page_draws_the_live_chart_without_errors() {
         );
     }
 
+    let page = format!("{url}#token={TOKEN}");
     let profile = tempfile::tempdir().unwrap();
     let (dom, stderr) = chromium(
         profile.path(),
@@ -184,7 +203,7 @@ fn page_draws_the_live_chart_without_errors() {
             "--virtual-time-budget=8000",
             "--window-size=1280,900",
         ],
-        &url,
+        &page,
     );
     assert!(
         console_messages(&stderr).is_empty(),
@@ -234,7 +253,7 @@ fn page_draws_the_live_chart_without_errors() {
             "--hide-scrollbars",
             "--window-size=1280,1150",
         ],
-        &url,
+        &page,
     );
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(

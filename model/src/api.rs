@@ -82,6 +82,8 @@ pub struct FittedForecaster {
     pub(crate) step_seconds: i64,
     pub(crate) backtest_mase: Option<f64>,
     pub(crate) calibration: std::sync::Arc<crate::calibration::Calibration>,
+    /// Horizon (steps) the model was selected and calibrated for.
+    pub(crate) horizon: usize,
 }
 
 /// A forecast: point (`mean`) per step plus calibrated residual quantiles per horizon step.
@@ -94,6 +96,9 @@ pub struct Forecast {
     /// Residual quantiles per horizon step, from the backtest (split-conformal).
     #[serde(skip)]
     pub(crate) calibration: std::sync::Arc<crate::calibration::Calibration>,
+    /// Noise scale of the history the forecast starts from (residuals are calibrated relative to it).
+    #[serde(skip)]
+    pub(crate) noise_scale: f64,
 }
 
 /// Options of [`backtest`].

@@ -1,7 +1,10 @@
 //! Split-conformal prediction bands: residuals of backtest folds, per horizon step.
 //!
 //! `Forecast::quantile(q)` at step k is the point forecast plus the empirical q-quantile of the
-//! backtest residuals (actual − forecast) at step k. Few folds give few residuals per step, so each step
+//! backtest residuals (actual − forecast) at step k. Residuals are stored relative to the noise scale at
+//! their fold's origin ([`noise_scale`]: mean absolute one-step change over the recent past) and scaled
+//! back by the noise scale where the forecast starts (normalised conformal), so bands are wider in busy,
+//! noisy hours than in quiet ones, as demand's noise usually is. Few folds give few residuals per step, so each step
 //! pools the residuals of its neighbouring steps (±25 %), whose error distributions are close. Beyond the
 //! calibrated horizon the last step's residuals are widened by √(k / H), the growth of a random walk.
 
@@ -91,7 +94,7 @@ impl Forecast {
             .iter()
             .enumerate()
             .map(|(k, m)| {
-                let v = m + self.calibration.offset(k, q);
+                let v = m + self.calibration.offset(k, q) * self.noise_scale;
                 if v.is_finite() { v.max(0.0) } else { m.max(0.0) }
             })
             .collect()
@@ -109,4 +112,25 @@ impl Forecast {
             self.quantile((1.0 + level) / 2.0),
         )
     }
+}
+
+/// Recent noise scale of filled values ending at `end` (inclusive): the mean absolute one-step change
+/// over the last `window` steps, floored so that it never vanishes.
+pub(crate) fn noise_scale(values: &[f64], end: usize, window: usize) -> f64 {
+    let from = (end + 1).saturating_sub(window.max(2));
+    let slice = &values[from..=end.min(values.len().saturating_sub(1))];
+    let changes: f64 = slice.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
+    let count = slice.len().saturating_sub(1).max(1) as f64;
+    let level = slice.iter().map(|v| v.abs()).sum::<f64>() / slice.len().max(1) as f64;
+    let scale = changes / count;
+    if scale.is_finite() {
+        scale.max(1e-3 * level).max(1e-9)
+    } else {
+        1.0
+    }
+}
+
+/// Steps over which the noise scale is measured for a horizon of `h` steps.
+pub(crate) fn noise_window(h: usize) -> usize {
+    (2 * h).max(60)
 }

@@ -193,22 +193,29 @@ fn hw_filter(y: &[f64], m: usize, p: Smoothing) -> HwState {
         };
         (y.first().copied().unwrap_or(0.0), slope, Vec::new())
     };
-    let seasonal = !season.is_empty();
-    let burn_in = if seasonal { m } else { 1 };
     let mut sse = 0.0;
-    for (t, &value) in y.iter().enumerate() {
-        let s = if seasonal { season[t % m] } else { 0.0 };
-        let forecast = level + p.phi * trend + s;
-        let error = value - forecast;
-        if t >= burn_in {
-            sse += error * error;
+    if season.is_empty() {
+        for (t, &value) in y.iter().enumerate() {
+            let error = value - (level + p.phi * trend);
+            if t >= 1 {
+                sse += error * error;
+            }
+            level += p.phi * trend + p.alpha * error;
+            trend = p.phi * trend + p.beta * error;
         }
-        let new_level = level + p.phi * trend + p.alpha * error;
-        trend = p.phi * trend + p.beta * error;
-        if seasonal {
-            season[t % m] = s + p.gamma * error;
+    } else {
+        // Cycle by cycle, so the season index needs no division.
+        for (cycle, chunk) in y.chunks(m).enumerate() {
+            for (s, &value) in season.iter_mut().zip(chunk) {
+                let error = value - (level + p.phi * trend + *s);
+                if cycle >= 1 {
+                    sse += error * error;
+                }
+                level += p.phi * trend + p.alpha * error;
+                trend = p.phi * trend + p.beta * error;
+                *s += p.gamma * error;
+            }
         }
-        level = new_level;
     }
     HwState {
         level,
@@ -241,7 +248,7 @@ fn fit_smoothing(y: &[f64], m: usize) -> Smoothing {
     let x0 = [-1.0, -1.0, 1.0, -2.0];
     let dim = if seasonal { 4 } else { 3 };
     // Long seasons make every evaluation expensive: fewer evaluations, the start point is sensible.
-    let budget = if y.len() > 4000 { 120 } else { 250 };
+    let budget = if y.len() > 3000 { 100 } else { 160 };
     let best = nelder_mead(
         |x| hw_filter(y, if seasonal { m } else { 0 }, Smoothing::from_free(x, seasonal)).sse,
         &x0[..dim],
@@ -261,7 +268,7 @@ struct HoltWinters {
 
 /// Points the Holt-Winters filter runs over: enough cycles for the seasonal state to settle.
 fn hw_window(period: usize, available: usize) -> usize {
-    let want = if period >= 2 { (4 * period).max(1000) } else { 1000 };
+    let want = if period >= 2 { (3 * period).max(1000) } else { 1000 };
     want.min(available)
 }
 
@@ -272,7 +279,7 @@ fn fit_holt_winters(input: &FitInput) -> HoltWinters {
         .seasons
         .iter()
         .copied()
-        .filter(|&p| n >= 2 * p + 1)
+        .filter(|&p| n > 2 * p)
         .min()
         .unwrap_or(0);
     let window = hw_window(period, n);
@@ -426,7 +433,7 @@ fn fit_mstl(input: &FitInput) -> Mstl {
         },
         window: 0,
     };
-    let holt_window = window.min(3000);
+    let holt_window = window.min(1500);
     let rest: Vec<f64> = (start + window - holt_window..n)
         .map(|i| input.values[i] - model.seasonal_at(input.t0 + i as i64))
         .collect();
@@ -467,8 +474,8 @@ enum Learner {
 }
 
 /// Rows of the training set for each learner (SVR's cost grows with the square of it).
-const LINEAR_ROWS: usize = 3000;
-const SVR_ROWS: usize = 400;
+const LINEAR_ROWS: usize = 1500;
+const SVR_ROWS: usize = 200;
 /// Points averaged into the "recent level".
 const LEVEL_POINTS: usize = 5;
 /// Fourier harmonics per detected period.
@@ -624,7 +631,8 @@ fn fit_regression(input: &FitInput, learner: Learner) -> Result<Arc<dyn Forecast
             let model = ElasticNet::params()
                 .penalty(1e-3)
                 .l1_ratio(0.5)
-                .max_iterations(200)
+                .max_iterations(100)
+                .tolerance(1e-3)
                 .fit(&dataset)
                 .map_err(|e| numerical(e.to_string()))?;
             Regressor::Linear {

@@ -33,7 +33,7 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
         return Vec::new();
     };
     let n = x.len();
-    let fits = |p: usize| p >= 2 && (n as f64) >= MIN_CYCLES * p as f64 + 1.0;
+    let fits = |p: usize| p >= 2 && (n as f64) >= MIN_CYCLES * p as f64;
     let noise = 3.0 / (n as f64).sqrt();
     let mut found: Vec<(usize, f64)> = Vec::new();
 
@@ -63,10 +63,11 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
         }
     }
     if let Some((p, r)) = general_peak(&x) {
-        let near = |q: usize| (p as f64 - q as f64).abs() <= 0.05 * q as f64;
-        let known = found
-            .iter()
-            .any(|&(q, _)| near(q) || (p > q && near(q * (p / q.max(1)).max(1))));
+        let near = |q: usize| (p as f64 - q as f64).abs() <= 0.03 * q as f64;
+        // A multiple of a found period (7 days of a daily cycle) or a calendar period adds nothing the
+        // calendar tests did not already decide.
+        let multiple = |q: usize| near(q * ((p as f64 / q as f64).round() as usize).max(1));
+        let known = found.iter().any(|&(q, _)| multiple(q)) || [day, week].into_iter().flatten().any(near);
         if fits(p) && !known && r > PEAK_THRESHOLD.max(noise) {
             found.push((p, r));
         }
@@ -157,12 +158,13 @@ fn general_peak(x: &[f64]) -> Option<(usize, f64)> {
     while start + 1 < r.len() && r[start + 1] < r[start] && r[start] > 0.0 {
         start += 1;
     }
-    let mut best: Option<(usize, f64)> = None;
-    for lag in start.max(2)..max_lag {
-        if r[lag] > r[lag - 1] && r[lag] >= r[lag + 1] && best.is_none_or(|(_, b)| r[lag] > b) {
-            best = Some((lag, r[lag]));
-        }
-    }
+    let peaks: Vec<(usize, f64)> = (start.max(2)..max_lag)
+        .filter(|&lag| r[lag] > r[lag - 1] && r[lag] >= r[lag + 1])
+        .map(|lag| (lag, r[lag]))
+        .collect();
+    let strongest = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    // The fundamental: the first peak nearly as strong as the strongest (its multiples are peaks too).
+    let best = peaks.into_iter().find(|p| p.1 >= 0.9 * strongest);
     let (lag, value) = best?;
     // Refine at full resolution around the downsampled peak.
     let centre = lag * bucket;

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Instant};
 use crate::{
     BacktestOptions, BacktestReport, FitOptions, FittedForecaster, Forecast, ModelChoice, ModelError,
     ModelKind, ModelScore, TimeSeries,
-    calibration::Calibration,
+    calibration::{Calibration, noise_scale, noise_window},
     models::{FitInput, Forecaster, fill_missing, fit_model},
     seasons::detect_seasons,
 };
@@ -179,6 +179,11 @@ impl Prepared {
         )
     }
 
+    /// Noise scale of the history up to `origin`.
+    fn scale_at(&self, origin: usize) -> f64 {
+        noise_scale(&self.filled, origin, noise_window(self.horizon))
+    }
+
     fn actuals(&self, origin: usize) -> &[f64] {
         &self.raw[origin + 1..origin + 1 + self.horizon]
     }
@@ -317,8 +322,9 @@ fn residuals(
     let mut by_step = vec![Vec::new(); prepared.horizon];
     for j in folds {
         let origin = prepared.origins[j];
+        let scale = prepared.scale_at(origin);
         for (k, (f, a)) in forecasts[j].iter().zip(prepared.actuals(origin)).enumerate() {
-            let r = a - f;
+            let r = (a - f) / scale;
             if r.is_finite() {
                 by_step[k].push(r);
             }
@@ -351,8 +357,9 @@ fn interval_scores(prepared: &Prepared, forecasts: &[Vec<f64>], level: f64) -> (
             if !a.is_finite() {
                 continue;
             }
-            let lower = (f + calibration.offset(k, q_lo)).max(0.0);
-            let upper = (f + calibration.offset(k, q_hi)).max(0.0);
+            let scale = prepared.scale_at(oj);
+            let lower = (f + calibration.offset(k, q_lo) * scale).max(0.0);
+            let upper = (f + calibration.offset(k, q_hi) * scale).max(0.0);
             inside += usize::from(*a >= lower && *a <= upper);
             loss += pinball(*a, lower, q_lo) + pinball(*a, upper, q_hi);
             count += 1;
@@ -448,13 +455,10 @@ pub fn fit(history: &TimeSeries, options: &FitOptions) -> Result<FittedForecaste
         &chosen.forecasts,
         0..prepared.origins.len(),
     ));
-    // Refit the chosen members on the whole window, so they know the newest data.
-    let full = prepared.input(prepared.filled.len());
-    let members = chosen
-        .members
-        .iter()
-        .map(|&i| fit_model(evaluated[i].kind, &full).unwrap_or_else(|_| Arc::clone(&evaluated[i].model)))
-        .collect();
+    // The members are used as fitted before the folds, not refitted on the whole window: the backtest
+    // (and so the bands) measured exactly these parameters applied to newer history, and every model
+    // forecasts from the newest data anyway. It also halves the cost of a fit.
+    let members = chosen.members.iter().map(|&i| Arc::clone(&evaluated[i].model)).collect();
     Ok(FittedForecaster {
         name: candidate_name(&evaluated, &chosen.members),
         members,
@@ -462,6 +466,7 @@ pub fn fit(history: &TimeSeries, options: &FitOptions) -> Result<FittedForecaste
         step_seconds: prepared.step_seconds,
         backtest_mase: Some(chosen.mase).filter(|m| m.is_finite()),
         calibration: Arc::new(calibration),
+        horizon: prepared.horizon,
     })
 }
 
@@ -551,7 +556,13 @@ impl FittedForecaster {
                 ModelError::AllMissing
             });
         };
-        let window = self.members.iter().map(|m| m.window()).max().unwrap_or(1).max(1);
+        let window = self
+            .members
+            .iter()
+            .map(|m| m.window())
+            .max()
+            .unwrap_or(1)
+            .max(noise_window(self.horizon));
         let values = history.values();
         let from = values.len().saturating_sub(window);
         let filled = fill_missing(&values[from..], self.seasons.first().copied())
@@ -568,6 +579,11 @@ impl FittedForecaster {
             step_seconds: history.step_seconds(),
             mean: sanitize(mean, &filled),
             calibration: Arc::clone(&self.calibration),
+            noise_scale: noise_scale(
+                &filled,
+                filled.len().saturating_sub(1),
+                noise_window(self.horizon),
+            ),
         })
     }
 }

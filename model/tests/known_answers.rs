@@ -111,8 +111,8 @@ fn linear_trend_is_followed() {
         let forecast = fitted.predict(&history, horizon).unwrap();
         let truth: Vec<f64> = (n..n + horizon).map(|i| 10.0 + 0.5 * i as f64).collect();
         let error = mae(&forecast.mean, &truth);
-        // Naive would be off by 0.5 * 10.5 = 5.25 on average.
-        assert!(error < 1.0, "{choice:?}: MAE {error}");
+        // Naive is off by 0.5 * 10.5 = 5.25 on average; a damped trend (phi <= 0.98) gives up a little.
+        assert!(error < 0.3 * 5.25, "{choice:?}: MAE {error}");
     }
 }
 

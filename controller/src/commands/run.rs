@@ -194,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         run_with_leader_election(&client, &namespace, &args.lease_name, ctx, &health, &shutdown).await?;
     } else {
         health.leader.store(true, Ordering::SeqCst);
-        operator::run_controller(ctx, shutdown.clone().cancelled_owned()).await;
+        operator::run_controller(ctx, shutdown.clone()).await;
     }
 
     shutdown.cancel();
@@ -243,10 +243,7 @@ async fn run_with_leader_election(
         tracing::info!(%identity, "became the leader; starting the controller");
         health.leader.store(true, Ordering::SeqCst);
         let stop = CancellationToken::new();
-        let mut controller = tokio::spawn(operator::run_controller(
-            ctx.clone(),
-            stop.clone().cancelled_owned(),
-        ));
+        let mut controller = tokio::spawn(operator::run_controller(ctx.clone(), stop.clone()));
         // Lead until the Lease is lost or shutdown is asked for.
         loop {
             tokio::select! {
