@@ -28,8 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         per_model(&history);
     }
     // REPEAT=N fits N times, so CPU time per fit can be read off `/usr/bin/time` on a busy machine.
-    let repeat: usize = std::env::var("REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    let options = FitOptions { horizon_steps: 60, model: ModelChoice::Auto, folds: 10 };
+    let repeat: usize = std::env::var("REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let options = FitOptions {
+        horizon_steps: 60,
+        model: ModelChoice::Auto,
+        folds: 10,
+    };
     let started = std::time::Instant::now();
     let mut fitted = fit(&history, &options)?;
     for _ in 1..repeat {

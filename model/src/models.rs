@@ -475,7 +475,7 @@ enum Learner {
 
 /// Rows of the training set for each learner (SVR's cost grows with the square of it).
 const LINEAR_ROWS: usize = 1500;
-const SVR_ROWS: usize = 200;
+const SVR_ROWS: usize = 150;
 /// Points averaged into the "recent level".
 const LEVEL_POINTS: usize = 5;
 /// Fourier harmonics per detected period.
@@ -643,6 +643,7 @@ fn fit_regression(input: &FitInput, learner: Learner) -> Result<Arc<dyn Forecast
         Learner::Svr => {
             let model = Svm::<f64, f64>::params()
                 .c_svr(1.0, Some(0.1))
+                .eps(1e-2)
                 .gaussian_kernel(2.0 * width as f64)
                 .fit(&dataset)
                 .map_err(|e| numerical(e.to_string()))?;

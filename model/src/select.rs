@@ -458,7 +458,11 @@ pub fn fit(history: &TimeSeries, options: &FitOptions) -> Result<FittedForecaste
     // The members are used as fitted before the folds, not refitted on the whole window: the backtest
     // (and so the bands) measured exactly these parameters applied to newer history, and every model
     // forecasts from the newest data anyway. It also halves the cost of a fit.
-    let members = chosen.members.iter().map(|&i| Arc::clone(&evaluated[i].model)).collect();
+    let members = chosen
+        .members
+        .iter()
+        .map(|&i| Arc::clone(&evaluated[i].model))
+        .collect();
     Ok(FittedForecaster {
         name: candidate_name(&evaluated, &chosen.members),
         members,

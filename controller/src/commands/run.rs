@@ -186,8 +186,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let app = dashboard::router_with_metrics(store, args.dashboard.dashboard_token.clone(), Some(renderer));
     let server = dashboard::serve(args.dashboard.dashboard_addr, app).await?;
-    tracing::info!(dashboard = %server.url(), metrics = %probes_addr, prometheus = %args.prometheus_url, "prescient operator started");
+    // Ready before the start-up line, so whoever waits for that line finds /readyz answering 200.
     health.ready.store(true, Ordering::SeqCst);
+    tracing::info!(dashboard = %server.url(), metrics = %probes_addr, prometheus = %args.prometheus_url, "prescient operator started");
 
     if args.leader_election {
         let namespace = own_namespace(&client, args.lease_namespace.clone());
