@@ -50,6 +50,8 @@ pub enum ForecastHealth {
     MetricsUnavailable(String),
     /// The model could not be fitted: the reactive floor acts alone.
     FitFailed(String),
+    /// The forecast is turned off (a reactive baseline): the reactive floor acts alone.
+    Disabled,
 }
 
 impl ForecastHealth {
@@ -65,6 +67,7 @@ impl ForecastHealth {
             Self::StaleData { .. } => "StaleData",
             Self::MetricsUnavailable(_) => "MetricsUnavailable",
             Self::FitFailed(_) => "FitFailed",
+            Self::Disabled => "ForecastDisabled",
         }
     }
 
@@ -87,6 +90,7 @@ impl ForecastHealth {
             }
             Self::MetricsUnavailable(why) => format!("metrics unavailable ({why}); holding replicas"),
             Self::FitFailed(why) => format!("model fit failed ({why}); the reactive floor acts alone"),
+            Self::Disabled => "forecast disabled; the reactive (HPA) rule acts alone".to_owned(),
         }
     }
 }
@@ -346,7 +350,11 @@ impl AutoscalerCore {
         let observed_demand = observed
             .filter(|d| d.is_finite() && *d >= 0.0)
             .unwrap_or(latest_value);
-        let (refitted, fit_seconds, unusable) = self.refit_if_due(history, now);
+        let (refitted, fit_seconds, unusable) = if self.spec.forecast_enabled {
+            self.refit_if_due(history, now)
+        } else {
+            (false, None, Some(ForecastHealth::Disabled))
+        };
         let (forecast, health) = match unusable {
             Some(health) => (None, health),
             None => match self.forecast(history, now) {

@@ -520,6 +520,7 @@ mod tests {
             sync_period: Duration::from_secs(15),
             behavior: ScalingBehavior::default(),
             scale_enabled: true,
+            forecast_enabled: true,
         }
     }
 

@@ -105,6 +105,9 @@ pub struct ScalingSpec {
     pub behavior: ScalingBehavior,
     /// `false` in `ForecastOnly` mode: decide and report, never scale.
     pub scale_enabled: bool,
+    /// `false` turns the forecast off: the reactive (HPA) rule decides alone. The demo's and the
+    /// simulator's reactive baselines use it; a custom resource always forecasts.
+    pub forecast_enabled: bool,
 }
 
 /// The HPA's tolerance: reactive changes smaller than 10 % of the ratio are ignored.
@@ -273,6 +276,7 @@ impl ScalingSpec {
             sync_period,
             behavior,
             scale_enabled: spec.mode == crd::Mode::Scale,
+            forecast_enabled: true,
         })
     }
 }

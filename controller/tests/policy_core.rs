@@ -30,6 +30,7 @@ fn spec() -> ScalingSpec {
         sync_period: Duration::from_secs(30),
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
+        forecast_enabled: true,
     }
 }
 

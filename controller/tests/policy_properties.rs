@@ -27,6 +27,7 @@ fn spec(min: u32, max: u32, target: f64) -> ScalingSpec {
         sync_period: Duration::from_secs(30),
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
+        forecast_enabled: true,
     }
 }
 

@@ -203,6 +203,7 @@ fn spec() -> ScalingSpec {
         sync_period: Duration::from_secs(60),
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
+        forecast_enabled: true,
     }
 }
 

@@ -139,15 +139,9 @@ fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
 }
 
-/// The resource of one lane. `predictive: false` gives the reactive lane: a history window of two steps
-/// is too short for any model, so the core's reactive floor (the HPA rule, with its tolerance and
-/// stabilization) decides alone, through exactly the same loop.
-fn lane_resource(
-    name: &str,
-    predictive: bool,
-    target_per_replica: f64,
-    step: &str,
-) -> PredictiveAutoscalerSpec {
+/// The resource of one lane; both lanes have the same, the reactive one only turns its forecast off
+/// (see `Lane::new`).
+fn lane_resource(name: &str, target_per_replica: f64, step: &str) -> PredictiveAutoscalerSpec {
     let step_seconds = crate::duration::parse_duration(step).map_or(60, |d| d.as_secs());
     PredictiveAutoscalerSpec {
         scale_target_ref: ScaleTargetRef {
@@ -162,11 +156,7 @@ fn lane_resource(
             target_per_replica,
         },
         forecast: ForecastSpec {
-            history: if predictive {
-                "7d".to_owned()
-            } else {
-                format_duration(Duration::from_secs(2 * step_seconds))
-            },
+            history: "7d".to_owned(),
             step: step.to_owned(),
             horizon: format_duration(Duration::from_secs((30 * 60u64).max(10 * step_seconds))),
             ..ForecastSpec::default()
@@ -197,10 +187,13 @@ impl Lane {
     fn new(
         name: &'static str,
         resource: PredictiveAutoscalerSpec,
+        predictive: bool,
         cluster: SimCluster,
     ) -> anyhow::Result<Self> {
-        let spec =
+        let mut spec =
             ScalingSpec::from_resource(&resource).with_context(|| format!("demo autoscaler {name}"))?;
+        // The reactive lane runs the same loop with the forecast off: the HPA rule decides alone.
+        spec.forecast_enabled = predictive;
         let target = TargetRef {
             namespace: NAMESPACE.to_owned(),
             api_version: resource.scale_target_ref.api_version.clone(),
@@ -423,12 +416,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut lanes = vec![
         Lane::new(
             "predictive",
-            lane_resource("predictive", true, target_per_replica, &step),
+            lane_resource("predictive", target_per_replica, &step),
+            true,
             cluster(),
         )?,
         Lane::new(
             "reactive",
-            lane_resource("reactive", false, target_per_replica, &step),
+            lane_resource("reactive", target_per_replica, &step),
+            false,
             cluster(),
         )?,
     ];
@@ -540,11 +535,28 @@ mod tests {
     }
 
     #[test]
-    fn reactive_lane_spec_is_valid_and_has_no_forecast_window() {
-        let reactive = ScalingSpec::from_resource(&lane_resource("reactive", false, 8.0, "1m")).unwrap();
-        assert_eq!(reactive.history, Duration::from_secs(120));
-        let predictive = ScalingSpec::from_resource(&lane_resource("predictive", true, 8.0, "1m")).unwrap();
-        assert_eq!(predictive.history, Duration::from_secs(7 * 86_400));
+    fn reactive_lane_runs_without_a_forecast() {
+        let cluster = SimCluster::new(ClusterConfig::new(Duration::from_secs(120), 8.0), 1, 0);
+        let reactive = Lane::new(
+            "reactive",
+            lane_resource("reactive", 8.0, "1m"),
+            false,
+            cluster.clone(),
+        )
+        .unwrap();
+        assert!(!reactive.autoscaler.spec.forecast_enabled);
+        let predictive = Lane::new(
+            "predictive",
+            lane_resource("predictive", 8.0, "1m"),
+            true,
+            cluster,
+        )
+        .unwrap();
+        assert!(predictive.autoscaler.spec.forecast_enabled);
+        assert_eq!(
+            predictive.autoscaler.spec.history,
+            Duration::from_secs(7 * 86_400)
+        );
     }
 
     #[test]

@@ -358,6 +358,7 @@ fn spec_from_args(args: &Args) -> anyhow::Result<ScalingSpec> {
         sync_period: args.sync_period.0,
         behavior: ScalingBehavior::default(),
         scale_enabled: !args.forecast_only,
+        forecast_enabled: true,
     })
 }
 

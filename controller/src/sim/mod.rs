@@ -447,6 +447,7 @@ impl SimSettings {
             sync_period: self.sync_period,
             behavior: self.behavior.clone(),
             scale_enabled: true,
+            forecast_enabled: true,
         }
     }
 }
