@@ -32,7 +32,8 @@ pub struct Args {
     /// Forecast horizon every model is scored at (e.g. `15m`, `2h`).
     #[arg(long)]
     pub horizon: HumanDuration,
-    /// Rolling-origin folds (origins half a horizon apart at the end of the trace; at least 10 are used).
+    /// Rolling-origin folds (origins half a horizon apart at the end of the trace; at least
+    /// `prescient_model::MIN_FOLDS` are used, since the bands are calibrated on their residuals).
     #[arg(long, default_value_t = 20)]
     pub folds: usize,
     /// Level of the central band whose coverage is measured, in (0, 1).
