@@ -427,16 +427,7 @@ impl AutoscalerCore {
             message: format!("{why}; not scaling until the target can be read"),
             recommendation: last,
         };
-        SyncOutcome {
-            now,
-            decision,
-            forecast: None,
-            model: self.model().cloned(),
-            health: ForecastHealth::MetricsUnavailable(why),
-            observed_demand: None,
-            refitted: false,
-            fit_seconds: None,
-        }
+        self.without_forecast(now, decision, ForecastHealth::MetricsUnavailable(why))
     }
 
     fn held(&mut self, replicas: ReplicaState, now: i64, health: ForecastHealth, why: String) -> SyncOutcome {
@@ -457,6 +448,11 @@ impl AutoscalerCore {
             self.spec.scale_enabled,
             &self.spec.behavior,
         );
+        self.without_forecast(now, decision, health)
+    }
+
+    /// The outcome of a sync that made no forecast and observed no demand.
+    fn without_forecast(&self, now: i64, decision: Decision, health: ForecastHealth) -> SyncOutcome {
         SyncOutcome {
             now,
             decision,

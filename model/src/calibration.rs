@@ -117,8 +117,13 @@ impl Forecast {
 /// Recent noise scale of filled values ending at `end` (inclusive): the mean absolute one-step change
 /// over the last `window` steps, floored so that it never vanishes.
 pub(crate) fn noise_scale(values: &[f64], end: usize, window: usize) -> f64 {
+    // Clamp to the data, so an empty or short series gets the neutral scale rather than a panic.
+    let Some(last) = values.len().checked_sub(1) else {
+        return 1.0;
+    };
+    let end = end.min(last);
     let from = (end + 1).saturating_sub(window.max(2));
-    let slice = &values[from..=end.min(values.len().saturating_sub(1))];
+    let slice = &values[from..=end];
     let changes: f64 = slice.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
     let count = slice.len().saturating_sub(1).max(1) as f64;
     let level = slice.iter().map(|v| v.abs()).sum::<f64>() / slice.len().max(1) as f64;
@@ -133,4 +138,17 @@ pub(crate) fn noise_scale(values: &[f64], end: usize, window: usize) -> f64 {
 /// Steps over which the noise scale is measured for a horizon of `h` steps.
 pub(crate) fn noise_window(h: usize) -> usize {
     (2 * h).max(60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_scale_is_neutral_on_empty_data_and_clamps_its_end() {
+        assert_eq!(noise_scale(&[], 5, 60), 1.0);
+        let values = [1.0, 3.0, 1.0, 3.0];
+        assert_eq!(noise_scale(&values, 99, 60), noise_scale(&values, 3, 60));
+        assert!((noise_scale(&values, 3, 60) - 2.0).abs() < 1e-12);
+    }
 }
