@@ -14,11 +14,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use prescient_model::{BacktestOptions, backtest};
 
 use crate::{
-    commands::forecast::horizon_steps,
+    commands::forecast::{horizon_steps, shortfall},
     duration::HumanDuration,
     trace::{read_trace, trace_series},
 };
@@ -56,12 +56,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         folds: args.folds,
         level: args.level,
     };
-    let report = backtest(&history, &options).with_context(|| {
-        format!(
-            "cannot backtest {} ahead on {}",
+    let report = backtest(&history, &options).map_err(|e| {
+        let shortfall = shortfall(&e, history.step_seconds());
+        anyhow::Error::new(e).context(format!(
+            "cannot backtest {} ahead on {}{shortfall}",
             args.horizon,
             args.input.display()
-        )
+        ))
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

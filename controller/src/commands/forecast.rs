@@ -6,14 +6,14 @@
 //! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
 //! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, bail};
-use prescient_model::{FitOptions, ModelChoice, fit};
+use anyhow::bail;
+use prescient_model::{FitOptions, ModelChoice, ModelError, fit};
 use serde::Serialize;
 
 use crate::{
-    duration::HumanDuration,
+    duration::{HumanDuration, format_duration},
     trace::{read_trace, trace_series},
 };
 
@@ -65,6 +65,23 @@ pub(crate) fn horizon_steps(horizon: HumanDuration, step_seconds: i64) -> anyhow
     Ok(usize::try_from((seconds + step_seconds - 1) / step_seconds.max(1)).unwrap_or(usize::MAX))
 }
 
+/// What a too-short history lacks, in time rather than steps (empty for other errors), so that
+/// "cannot forecast 1h ahead" says how much data that takes.
+pub(crate) fn shortfall(error: &ModelError, step_seconds: i64) -> String {
+    let ModelError::InsufficientHistory { have, need } = error else {
+        return String::new();
+    };
+    let span = |steps: usize| {
+        let seconds = u64::try_from(step_seconds.max(1)).unwrap_or(1);
+        format_duration(Duration::from_secs(seconds.saturating_mul(steps as u64)))
+    };
+    format!(
+        ": the history holds {} ({have} usable points) and this horizon needs at least {} ({need} points)",
+        span(*have),
+        span(*need)
+    )
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if !(args.quantile > 0.0 && args.quantile < 1.0) {
         bail!("--quantile must be in (0, 1), got {}", args.quantile);
@@ -78,12 +95,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         model,
         folds: args.folds,
     };
-    let fitted = fit(&history, &options).with_context(|| {
-        format!(
-            "cannot forecast {} ahead from {}",
+    let fitted = fit(&history, &options).map_err(|e| {
+        let shortfall = shortfall(&e, history.step_seconds());
+        anyhow::Error::new(e).context(format!(
+            "cannot forecast {} ahead from {}{shortfall}",
             args.horizon,
             args.input.display()
-        )
+        ))
     })?;
     let forecast = fitted.predict(&history, horizon)?;
     let (lower, upper) = forecast.band(args.quantile);
