@@ -3,7 +3,9 @@
 //! The series is filled (missing values carried forward), linearly detrended, and its autocorrelation
 //! examined at the calendar candidates (one day and one week in steps, when the history holds the cycle
 //! at least [`MIN_CYCLES`] times) and at the strongest peak of a general search on a downsampled copy
-//! (so odd cycles such as 12 h are found too, at a cost independent of the history length). A weekly cycle
+//! (so odd cycles such as 12 h are found too, at a cost independent of the history length). Without a
+//! calendar prior a peak needs more evidence: three cycles in the history, and a rise above the trough
+//! before it larger than sampling noise. A weekly cycle
 //! counts only if it remains once the daily profile is removed: a purely daily pattern also correlates at
 //! seven days. White noise and aperiodic series give an empty list.
 
@@ -11,6 +13,9 @@ use crate::TimeSeries;
 
 /// A period must be seen this many times in the history to be detected.
 pub const MIN_CYCLES: f64 = 2.0;
+/// A period found by the general search (no calendar prior) must be seen this many times: a random walk's
+/// single rise and fall looks like two cycles of a period near half its length.
+const SEARCH_CYCLES: usize = 3;
 /// Autocorrelation a calendar candidate needs.
 const CALENDAR_THRESHOLD: f64 = 0.2;
 /// Autocorrelation a peak of the general search needs (stricter: it is not a prior).
@@ -151,17 +156,25 @@ fn general_peak(x: &[f64]) -> Option<(usize, f64)> {
     }
     let mean = small.iter().sum::<f64>() / m as f64;
     let small: Vec<f64> = small.iter().map(|v| v - mean).collect();
-    let max_lag = m / 2;
+    let max_lag = m / SEARCH_CYCLES;
     let r: Vec<f64> = (0..=max_lag).map(|lag| acf(&small, lag)).collect();
     // Skip the initial decay: search from the first lag where the acf turns negative or stops falling.
     let mut start = 1;
     while start + 1 < r.len() && r[start + 1] < r[start] && r[start] > 0.0 {
         start += 1;
     }
-    let peaks: Vec<(usize, f64)> = (start.max(2)..max_lag)
-        .filter(|&lag| r[lag] > r[lag - 1] && r[lag] >= r[lag + 1])
-        .map(|lag| (lag, r[lag]))
-        .collect();
+    // A cycle's autocorrelation falls between its peaks; a slowly drifting level's decays smoothly, with
+    // ripples of sampling noise (about 1/√m) on it. So a peak counts only if it rises above the lowest
+    // value before it by more than that noise.
+    let noise = 3.0 / (m as f64).sqrt();
+    let mut trough = f64::MAX;
+    let mut peaks: Vec<(usize, f64)> = Vec::new();
+    for lag in start.max(2)..max_lag {
+        trough = trough.min(r[lag - 1]);
+        if r[lag] > r[lag - 1] && r[lag] >= r[lag + 1] && r[lag] - trough > noise {
+            peaks.push((lag, r[lag]));
+        }
+    }
     let strongest = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
     // The fundamental: the first peak nearly as strong as the strongest (its multiples are peaks too).
     let best = peaks.into_iter().find(|p| p.1 >= 0.9 * strongest);
@@ -169,7 +182,7 @@ fn general_peak(x: &[f64]) -> Option<(usize, f64)> {
     // Refine at full resolution around the downsampled peak.
     let centre = lag * bucket;
     let lo = centre.saturating_sub(bucket).max(2);
-    let hi = (centre + bucket).min(x.len() / 2);
+    let hi = (centre + bucket).min(x.len() / SEARCH_CYCLES);
     if bucket == 1 || lo >= hi {
         return Some((lag, value));
     }
@@ -228,6 +241,39 @@ mod tests {
         assert!(detect_periods(&trend, 60).is_empty());
         assert!(detect_periods(&[1.0; 100], 60).is_empty());
         assert!(detect_periods(&[], 60).is_empty());
+    }
+
+    #[test]
+    fn drifting_levels_have_no_season() {
+        // A level that rises and falls once (a busy half hour) under noise: its autocorrelation decays
+        // slowly and noise ripples on that decay are not cycles. Nor is a random walk's wandering.
+        for seed in 0..40 {
+            let n = [351, 1000, 3500][seed as usize % 3];
+            let noise = noise(n, seed);
+            let hump: Vec<f64> = (0..n)
+                .map(|i| {
+                    5.0 + 4.0 * (std::f64::consts::PI * i as f64 / n as f64).sin().powi(2) + 2.0 * noise[i]
+                })
+                .collect();
+            assert!(
+                detect_periods(&hump, 10).is_empty(),
+                "hump of {n}: {:?}",
+                detect_periods(&hump, 10)
+            );
+            let mut level = 0.0;
+            let walk: Vec<f64> = noise
+                .iter()
+                .map(|v| {
+                    level += v;
+                    level
+                })
+                .collect();
+            assert!(
+                detect_periods(&walk, 10).is_empty(),
+                "walk of {n}: {:?}",
+                detect_periods(&walk, 10)
+            );
+        }
     }
 
     #[test]
