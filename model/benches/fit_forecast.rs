@@ -1,5 +1,6 @@
 //! Fit + automatic selection + a 60-step forecast on 14 days of 1-minute data (20,160 points), the size
-//! of real use, on a shipped real trace (NASA HTTP, July 1995).
+//! of real use, on a shipped real trace (NASA HTTP, July 1995). A second group fits a 15-minute horizon
+//! on an hour of 1-second data (the Azure LLM trace): 900 steps to calibrate, the long-horizon case.
 
 use std::hint::black_box;
 
@@ -8,15 +9,11 @@ use prescient_model::{FitOptions, ModelChoice, ModelKind, TimeSeries, fit};
 
 const POINTS: usize = 14 * 1440;
 
-/// The last 14 days of the trace's `value` column (the file is on a regular 1-minute grid).
-fn nasa_14_days() -> TimeSeries {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/traces/nasa-http-jul1995-1min.csv"
-    );
+/// The `value` column of a shipped trace (each is on a regular grid).
+fn trace_values(name: &str) -> Vec<f64> {
+    let path = format!("{}/../data/traces/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).expect("shipped trace is readable");
-    let values: Vec<f64> = text
-        .lines()
+    text.lines()
         .skip(1)
         .map(|line| {
             line.rsplit(',')
@@ -24,7 +21,12 @@ fn nasa_14_days() -> TimeSeries {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(f64::NAN)
         })
-        .collect();
+        .collect()
+}
+
+/// The last 14 days of the 1-minute NASA trace.
+fn nasa_14_days() -> TimeSeries {
+    let values = trace_values("nasa-http-jul1995-1min.csv");
     assert!(values.len() >= POINTS, "trace has {} points", values.len());
     TimeSeries::from_values(0, 60, values[values.len() - POINTS..].to_vec()).expect("valid series")
 }
@@ -68,6 +70,23 @@ fn bench(c: &mut Criterion) {
     .expect("fit");
     group.bench_function("predict_60_with_fitted_model", |b| {
         b.iter(|| fitted.predict(black_box(&history), 60))
+    });
+    group.finish();
+
+    let azure =
+        TimeSeries::from_values(0, 1, trace_values("azure-llm-conv-2023-1s.csv")).expect("valid series");
+    let mut group = c.benchmark_group("fit_forecast_1h_1s");
+    group.sample_size(10);
+    group.bench_function("auto_fit_and_forecast_900", |b| {
+        b.iter(|| {
+            let options = FitOptions {
+                horizon_steps: 900,
+                model: ModelChoice::Auto,
+                folds: 10,
+            };
+            let fitted = fit(black_box(&azure), &options).expect("fit");
+            fitted.predict(&azure, 900).expect("forecast")
+        })
     });
     group.finish();
 }
