@@ -52,6 +52,9 @@ pub enum ForecastHealth {
     FitFailed(String),
     /// The forecast is turned off (a reactive baseline): the reactive floor acts alone.
     Disabled,
+    /// The target's replicas could not be read, so the sync stopped before fetching metrics: nothing
+    /// was forecast and nothing is changed.
+    TargetUnavailable(String),
 }
 
 impl ForecastHealth {
@@ -68,6 +71,7 @@ impl ForecastHealth {
             Self::MetricsUnavailable(_) => "MetricsUnavailable",
             Self::FitFailed(_) => "FitFailed",
             Self::Disabled => "ForecastDisabled",
+            Self::TargetUnavailable(_) => "TargetUnavailable",
         }
     }
 
@@ -91,6 +95,11 @@ impl ForecastHealth {
             Self::MetricsUnavailable(why) => format!("metrics unavailable ({why}); holding replicas"),
             Self::FitFailed(why) => format!("model fit failed ({why}); the reactive floor acts alone"),
             Self::Disabled => "forecast disabled; the reactive (HPA) rule acts alone".to_owned(),
+            Self::TargetUnavailable(why) => {
+                format!(
+                    "forecast not evaluated: cannot read the target's replicas ({why}); nothing is changed"
+                )
+            }
         }
     }
 }
@@ -427,7 +436,7 @@ impl AutoscalerCore {
             message: format!("{why}; not scaling until the target can be read"),
             recommendation: last,
         };
-        self.without_forecast(now, decision, ForecastHealth::MetricsUnavailable(why))
+        self.without_forecast(now, decision, ForecastHealth::TargetUnavailable(why))
     }
 
     fn held(&mut self, replicas: ReplicaState, now: i64, health: ForecastHealth, why: String) -> SyncOutcome {

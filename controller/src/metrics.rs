@@ -33,7 +33,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::reconcile::SyncReport;
+use crate::{core::ForecastHealth, reconcile::SyncReport};
 
 /// Lead time assumed for an autoscaler whose spec was never registered (the CRD's default).
 const DEFAULT_LEAD_TIME: Duration = Duration::from_secs(180);
@@ -244,7 +244,8 @@ impl Metrics {
         self.forecast_healthy
             .get_or_create(&key)
             .set(i64::from(outcome.health.is_healthy()));
-        if !outcome.health.is_healthy() {
+        // An unreadable target is counted once, by its scale error's reason, below.
+        if !outcome.health.is_healthy() && !matches!(outcome.health, ForecastHealth::TargetUnavailable(_)) {
             self.observe_error(outcome.health.reason());
         }
         if let Some(error) = &report.scale_error {

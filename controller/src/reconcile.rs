@@ -175,28 +175,25 @@ pub async fn sync_once<M: MetricsSource, S: ScaleTarget>(
     let fetched = metrics
         .range(&autoscaler.query, start, now, autoscaler.step_seconds())
         .await;
+    // Counted before merging, so a batch the cache rejects still shows how many points came back.
+    let fetched_points = fetched.as_ref().map_or(0, Vec::len);
     let decided = match fetched {
         Ok(points) => match autoscaler.merge(&points, now) {
-            Ok(()) => run_core(autoscaler, replicas, now)
-                .await
-                .map(|outcome| (outcome, points.len())),
+            Ok(()) => run_core(autoscaler, replicas, now).await,
             Err(error) => Err(error),
         },
         // An empty answer after we already have history means the newest points are not there yet:
         // decide on what we have (the core notices if it is stale).
         Err(MetricsError::Empty(_)) if autoscaler.history.as_ref().is_some_and(|h| h.finite_len() > 0) => {
-            run_core(autoscaler, replicas, now)
-                .await
-                .map(|outcome| (outcome, 0))
+            run_core(autoscaler, replicas, now).await
         }
         Err(error) => Err(error),
     };
-    let (outcome, metrics_error, fetched_points) = match decided {
-        Ok((outcome, count)) => (outcome, None, count),
+    let (outcome, metrics_error) = match decided {
+        Ok(outcome) => (outcome, None),
         Err(error) => (
             autoscaler.core_mut().hold(replicas, now, error.to_string()),
             Some(error),
-            0,
         ),
     };
 

@@ -1,5 +1,5 @@
 //! The shared reconcile loop (`reconcile::sync_once`) against fake edges: incremental history fetches,
-//! holding on metrics errors, conflict retries, and ForecastOnly.
+//! holding on metrics errors, an unreadable target, conflict retries, and ForecastOnly.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Mutex;
@@ -13,10 +13,12 @@ use prescient::{
 
 const STEP: i64 = 60;
 
-/// A metrics source over fixed points that records every range it was asked for.
+/// A metrics source over fixed points that records every range it was asked for; `stray` points are
+/// added to the next answer only.
 struct FakeMetrics {
     points: Vec<(i64, f64)>,
     down: Mutex<bool>,
+    stray: Mutex<Vec<(i64, f64)>>,
     asked: Mutex<Vec<(i64, i64)>>,
 }
 
@@ -25,6 +27,7 @@ impl FakeMetrics {
         Self {
             points,
             down: Mutex::new(false),
+            stray: Mutex::new(Vec::new()),
             asked: Mutex::new(Vec::new()),
         }
     }
@@ -42,19 +45,22 @@ impl MetricsSource for FakeMetrics {
         if *self.down.lock().unwrap() {
             return Err(MetricsError::Unavailable("connection refused".into()));
         }
-        Ok(self
+        let mut answer: Vec<(i64, f64)> = self
             .points
             .iter()
             .copied()
             .filter(|&(t, _)| t >= start && t <= end)
-            .collect())
+            .collect();
+        answer.append(&mut self.stray.lock().unwrap());
+        Ok(answer)
     }
 }
 
-/// A scale target whose first `conflicts` writes answer 409.
+/// A scale target whose first `conflicts` writes answer 409, and which is gone while `missing`.
 struct FakeTarget {
     state: Mutex<ReplicaState>,
     conflicts: Mutex<usize>,
+    missing: Mutex<bool>,
     writes: Mutex<Vec<u32>>,
 }
 
@@ -66,13 +72,17 @@ impl FakeTarget {
                 ready: replicas,
             }),
             conflicts: Mutex::new(0),
+            missing: Mutex::new(false),
             writes: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl ScaleTarget for FakeTarget {
-    async fn replicas(&self, _t: &TargetRef) -> Result<ReplicaState, ScaleError> {
+    async fn replicas(&self, t: &TargetRef) -> Result<ReplicaState, ScaleError> {
+        if *self.missing.lock().unwrap() {
+            return Err(ScaleError::NotFound(t.name.clone()));
+        }
         Ok(*self.state.lock().unwrap())
     }
     async fn set_replicas(&self, t: &TargetRef, replicas: u32) -> Result<(), ScaleError> {
@@ -187,6 +197,82 @@ async fn holds_replicas_when_metrics_are_down_and_recovers() {
     let recovered = sync_once(&mut autoscaler, &metrics, &target, now + 60).await;
     assert!(recovered.metrics_error.is_none());
     assert!(recovered.outcome.decision.desired_replicas >= 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_target_is_reported_as_such_and_left_alone() {
+    let now = 2 * 86_400;
+    let metrics = FakeMetrics::new(daily_points(now + 60));
+    let target = FakeTarget::new(30);
+    let mut autoscaler = Autoscaler::new(spec(Mode::Scale), "q".into(), target_ref());
+    *target.missing.lock().unwrap() = true;
+
+    let report = sync_once(&mut autoscaler, &metrics, &target, now).await;
+    assert!(matches!(report.scale_error, Some(ScaleError::NotFound(_))));
+    assert!(report.replicas_before.is_none() && report.scaled_to.is_none());
+    assert_eq!(report.outcome.health.reason(), "TargetUnavailable");
+    assert!(
+        report.outcome.health.message().contains("shop"),
+        "{}",
+        report.outcome.health.message()
+    );
+    assert!(
+        metrics.asked.lock().unwrap().is_empty(),
+        "no metrics fetched for an unknown target"
+    );
+    assert!(target.writes.lock().unwrap().is_empty());
+
+    *target.missing.lock().unwrap() = false;
+    let recovered = sync_once(&mut autoscaler, &metrics, &target, now + 60).await;
+    assert!(recovered.scale_error.is_none());
+    assert!(
+        recovered.outcome.health.is_healthy(),
+        "{:?}",
+        recovered.outcome.health
+    );
+}
+
+#[tokio::test]
+async fn a_batch_the_cache_rejects_holds_replicas_and_keeps_the_history() {
+    let now = 2 * 86_400;
+    let metrics = FakeMetrics::new(daily_points(now + 120));
+    let target = FakeTarget::new(12);
+    let mut autoscaler = Autoscaler::new(spec(Mode::Scale), "q".into(), target_ref());
+    let first = sync_once(&mut autoscaler, &metrics, &target, now).await;
+    assert!(first.metrics_error.is_none());
+    let replicas = target.state.lock().unwrap().desired;
+
+    // A sample centuries ahead would need a grid too long to hold: the batch is refused as a whole.
+    metrics.stray.lock().unwrap().push((i64::MAX / 4, 1.0));
+    let rejected = sync_once(&mut autoscaler, &metrics, &target, now + 60).await;
+    assert!(
+        matches!(rejected.metrics_error, Some(MetricsError::BadQuery(_))),
+        "{rejected:?}"
+    );
+    let (start, end) = metrics.asked.lock().unwrap()[1];
+    let in_range = metrics
+        .points
+        .iter()
+        .filter(|&&(t, _)| t >= start && t <= end)
+        .count();
+    assert_eq!(
+        rejected.fetched_points,
+        in_range + 1,
+        "the points asked for and the stray one came back"
+    );
+    assert_eq!(
+        rejected.outcome.decision.desired_replicas, replicas,
+        "held, never scaled down"
+    );
+
+    let next = sync_once(&mut autoscaler, &metrics, &target, now + 120).await;
+    assert!(next.metrics_error.is_none(), "{:?}", next.metrics_error);
+    assert!(next.outcome.health.is_healthy(), "{:?}", next.outcome.health);
+    let asked = metrics.asked.lock().unwrap();
+    assert!(
+        asked[2].0 > now - 3600,
+        "the cache kept its history: only new points are fetched, {asked:?}"
+    );
 }
 
 #[tokio::test]

@@ -107,7 +107,8 @@ pub struct ModelView {
 #[serde(rename_all = "camelCase")]
 pub struct HealthView {
     pub healthy: bool,
-    /// `Healthy`, `InsufficientHistory`, `StaleData`, `MetricsUnavailable` or `FitFailed`.
+    /// `Healthy`, `InsufficientHistory`, `StaleData`, `MetricsUnavailable`, `FitFailed`,
+    /// `ForecastDisabled` or `TargetUnavailable`.
     pub reason: String,
     pub message: String,
 }
