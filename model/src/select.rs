@@ -88,6 +88,8 @@ struct Prepared {
     horizon: usize,
     /// Fold origins (index of the last observed point), newest first.
     origins: Vec<usize>,
+    /// Noise scale of the history up to each origin (same order), which normalises its residuals.
+    scales: Vec<f64>,
     /// In-sample MAE of seasonal naive (the MASE denominator).
     mase_scale: f64,
 }
@@ -144,6 +146,10 @@ impl Prepared {
         let origins: Vec<usize> = (0..count).map(|j| max_origin - j * stride).collect();
         let train_end = origins.last().copied().unwrap_or(max_origin) + 1;
         let mase_scale = mase_scale(&raw[..train_end], history.step_seconds(), &seasons);
+        let scales = origins
+            .iter()
+            .map(|&o| noise_scale(&filled, o, noise_window(horizon)))
+            .collect();
         Ok(Self {
             raw,
             filled,
@@ -152,6 +158,7 @@ impl Prepared {
             step_seconds: history.step_seconds(),
             horizon,
             origins,
+            scales,
             mase_scale,
         })
     }
@@ -177,11 +184,6 @@ impl Prepared {
             model.predict(history, self.t0 + from as i64, self.horizon),
             history,
         )
-    }
-
-    /// Noise scale of the history up to `origin`.
-    fn scale_at(&self, origin: usize) -> f64 {
-        noise_scale(&self.filled, origin, noise_window(self.horizon))
     }
 
     fn actuals(&self, origin: usize) -> &[f64] {
@@ -321,8 +323,7 @@ fn residuals(
 ) -> Vec<Vec<f64>> {
     let mut by_step = vec![Vec::new(); prepared.horizon];
     for j in folds {
-        let origin = prepared.origins[j];
-        let scale = prepared.scale_at(origin);
+        let (origin, scale) = (prepared.origins[j], prepared.scales[j]);
         for (k, (f, a)) in forecasts[j].iter().zip(prepared.actuals(origin)).enumerate() {
             let r = (a - f) / scale;
             if r.is_finite() {
@@ -353,11 +354,11 @@ fn interval_scores(prepared: &Prepared, forecasts: &[Vec<f64>], level: f64) -> (
             continue;
         }
         let calibration = Calibration::from_residuals(&residuals(prepared, forecasts, others.into_iter()));
+        let scale = prepared.scales[j];
         for (k, (f, a)) in forecasts[j].iter().zip(prepared.actuals(oj)).enumerate() {
             if !a.is_finite() {
                 continue;
             }
-            let scale = prepared.scale_at(oj);
             let lower = (f + calibration.offset(k, q_lo) * scale).max(0.0);
             let upper = (f + calibration.offset(k, q_hi) * scale).max(0.0);
             inside += usize::from(*a >= lower && *a <= upper);
