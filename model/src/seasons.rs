@@ -2,7 +2,7 @@
 //!
 //! The series is filled (missing values carried forward), linearly detrended, and its autocorrelation
 //! examined at the calendar candidates (one day and one week in steps, when the history holds the cycle
-//! at least [`MIN_CYCLES`] times) and at the strongest peak of a general search on a downsampled copy
+//! at least [`MIN_CYCLES`] times; on 10-minute bucket means, so noisy counts do not hide the cycle) and at the strongest peak of a general search on a downsampled copy
 //! (so odd cycles such as 12 h are found too, at a cost independent of the history length). Without a
 //! calendar prior a peak needs more evidence: three cycles in the history, and a rise above the trough
 //! before it larger than sampling noise. A weekly cycle
@@ -16,6 +16,8 @@ pub const MIN_CYCLES: f64 = 2.0;
 /// A period found by the general search (no calendar prior) must be seen this many times: a random walk's
 /// single rise and fall looks like two cycles of a period near half its length.
 const SEARCH_CYCLES: usize = 3;
+/// Buckets a day is averaged into for the calendar tests (10 minutes each).
+const CALENDAR_BUCKETS_PER_DAY: usize = 144;
 /// Autocorrelation a calendar candidate needs.
 const CALENDAR_THRESHOLD: f64 = 0.2;
 /// Autocorrelation a peak of the general search needs (stricter: it is not a prior).
@@ -50,21 +52,28 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
     };
     let day = calendar(86_400).filter(|&p| fits(p));
     let week = calendar(604_800).filter(|&p| fits(p));
-    if let Some(p) = day {
-        let r = acf(&x, p);
-        if r > CALENDAR_THRESHOLD.max(noise) && r > acf(&x, p / 2) {
-            found.push((p, r));
+    if let Some(day) = day {
+        // Tested on bucket means: at fine steps the per-step noise (counts of a few requests a minute)
+        // hides a daily shape that averages of a few minutes show plainly.
+        let bucket = calendar_bucket(day);
+        let xb: Vec<f64> = x
+            .chunks_exact(bucket)
+            .map(|c| c.iter().sum::<f64>() / bucket as f64)
+            .collect();
+        let noise = 3.0 / (xb.len() as f64).sqrt();
+        let (day_b, week_b) = (day / bucket, week.map(|w| w / bucket));
+        let r = acf(&xb, day_b);
+        let daily = r > CALENDAR_THRESHOLD.max(noise) && r > acf(&xb, day_b / 2);
+        if daily {
+            found.push((day, r));
         }
-    }
-    if let Some(w) = week {
-        // Weekly structure beyond the daily one: remove the daily profile first when there is one.
-        let residual = match found.first() {
-            Some(&(p, _)) => remove_profile(&x, p),
-            None => x.clone(),
-        };
-        let r = acf(&residual, w);
-        if r > CALENDAR_THRESHOLD.max(noise) {
-            found.push((w, r));
+        if let (Some(w), Some(w_b)) = (week, week_b) {
+            // Weekly structure beyond the daily one: remove the daily profile first when there is one.
+            let residual = if daily { remove_profile(&xb, day_b) } else { xb };
+            let r = acf(&residual, w_b);
+            if r > CALENDAR_THRESHOLD.max(noise) {
+                found.push((w, r));
+            }
         }
     }
     if let Some((p, r)) = general_peak(&x) {
@@ -79,6 +88,16 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
     }
     found.sort_by(|a, b| b.1.total_cmp(&a.1));
     found.into_iter().map(|(p, _)| p).collect()
+}
+
+/// Steps per bucket for the calendar tests: the largest divisor of `day` that leaves at least
+/// [`CALENDAR_BUCKETS_PER_DAY`] buckets a day (1 when the day is already that short).
+fn calendar_bucket(day: usize) -> usize {
+    let mut bucket = (day / CALENDAR_BUCKETS_PER_DAY).max(1);
+    while day % bucket != 0 {
+        bucket -= 1;
+    }
+    bucket
 }
 
 /// Missing values carried forward (leading ones from the first value), then a least-squares line removed.
@@ -241,6 +260,22 @@ mod tests {
         assert!(detect_periods(&trend, 60).is_empty());
         assert!(detect_periods(&[1.0; 100], 60).is_empty());
         assert!(detect_periods(&[], 60).is_empty());
+    }
+
+    #[test]
+    fn finds_the_daily_cycle_of_sparse_counts() {
+        // A few requests an hour: each minute's count is mostly Poisson noise, the daily shape is not.
+        use rand_distr::{Distribution, Poisson};
+        let mut rng = StdRng::seed_from_u64(8);
+        let values: Vec<f64> = (0..7 * 1440)
+            .map(|i| {
+                let daylight = (2.0 * std::f64::consts::PI * i as f64 / 1440.0).sin().max(0.0);
+                Poisson::new(0.02 + 0.3 * daylight.powi(3))
+                    .unwrap()
+                    .sample(&mut rng)
+            })
+            .collect();
+        assert_eq!(detect_periods(&values, 60), vec![1440]);
     }
 
     #[test]
