@@ -94,7 +94,7 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
 /// [`CALENDAR_BUCKETS_PER_DAY`] buckets a day (1 when the day is already that short).
 fn calendar_bucket(day: usize) -> usize {
     let mut bucket = (day / CALENDAR_BUCKETS_PER_DAY).max(1);
-    while day % bucket != 0 {
+    while !day.is_multiple_of(bucket) {
         bucket -= 1;
     }
     bucket
