@@ -11,7 +11,9 @@
 //! - **Stop**: a replica leaves the endpoints file first, then gets SIGTERM, then SIGKILL after the grace
 //!   period; not-ready replicas go first, then the newest, as a ReplicaSet chooses.
 //! - **Clean-up**: [`ProcessPool::shutdown`] stops all; dropping the pool kills whatever is left (every
-//!   child is spawned with `kill_on_drop`), so no test or Ctrl-C leaves processes behind.
+//!   child is spawned with `kill_on_drop`), so no test or Ctrl-C leaves processes behind. If this
+//!   process is killed outright (SIGKILL), each replica notices that its parent is gone (it is told
+//!   this process's pid in `SAMPLE_APP_PARENT_PID`) and shuts down by itself.
 
 use std::{
     path::{Path, PathBuf},
@@ -294,6 +296,8 @@ impl ProcessPool {
             .arg("127.0.0.1:0")
             .args(&self.config.args)
             .env("NO_COLOR", "1")
+            // A sample-app replica shuts down when this process is gone, even if it was killed outright.
+            .env("SAMPLE_APP_PARENT_PID", std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

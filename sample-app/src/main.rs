@@ -4,7 +4,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
-use sample_app::server::{AppState, Capacity, router};
+use sample_app::{
+    lifecycle::parent_gone,
+    server::{AppState, Capacity, router},
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -56,6 +59,10 @@ struct Args {
     /// Time in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "SAMPLE_APP_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// Shut down (as on SIGTERM) when the process with this pid is no longer our parent: a replica
+    /// started by `prescient local` never outlives it, even when it is killed outright.
+    #[arg(long, env = "SAMPLE_APP_PARENT_PID")]
+    parent_pid: Option<u32>,
 }
 
 #[tokio::main]
@@ -100,10 +107,12 @@ async fn main() -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let (shutting_down_tx, mut shutting_down_rx) = tokio::sync::watch::channel(false);
     let shutdown_state = state.clone();
+    let parent_pid = args.parent_pid;
     let shutdown = async move {
         tokio::select! {
             _ = sigterm.recv() => {}
             _ = sigint.recv() => {}
+            () = parent_gone(parent_pid) => tracing::warn!(?parent_pid, "parent process is gone"),
         }
         // Fail readiness first so load balancers stop sending, then drain.
         shutdown_state.set_ready(false);

@@ -610,6 +610,7 @@ async fn drive(
                 &format!("{}ms", (loadgen_start * 1000.0).round().max(0.0) as u64),
             ])
             .args(["--metrics-addr", "127.0.0.1:0", "--json"])
+            .args(["--parent-pid", &std::process::id().to_string()])
             .arg("--timeline")
             .arg(dir.join("loadgen-timeline.csv"))
             .env("NO_COLOR", "1")

@@ -6,6 +6,7 @@ use anyhow::Context;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use clap::Parser;
 use sample_app::{
+    lifecycle::parent_gone,
     loadgen::{Arrivals, Endpoints, ReplayOptions, Stats, replay},
     trace::{RateCurve, read_trace},
 };
@@ -74,6 +75,10 @@ struct Args {
     /// Seed of the arrival process and the request mix.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Stop (as on SIGTERM, with the report) when the process with this pid is no longer our parent:
+    /// the load generator started by `prescient local` never outlives it.
+    #[arg(long)]
+    parent_pid: Option<u32>,
 }
 
 async fn metrics(State(stats): State<Arc<Stats>>) -> impl IntoResponse {
@@ -135,10 +140,12 @@ async fn main() -> anyhow::Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let parent_pid = args.parent_pid;
     let stop = async move {
         tokio::select! {
             _ = sigterm.recv() => {}
             _ = sigint.recv() => {}
+            () = parent_gone(parent_pid) => tracing::warn!(?parent_pid, "parent process is gone"),
         }
     };
     let options = ReplayOptions {
