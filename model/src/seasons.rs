@@ -77,7 +77,8 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
         }
     }
     if let Some((p, r)) = general_peak(&x) {
-        let near = |q: usize| (p as f64 - q as f64).abs() <= 0.03 * q as f64;
+        // Within 10 % of a known period is that period, seen through noise and a downsampled search.
+        let near = |q: usize| (p as f64 - q as f64).abs() <= 0.1 * q as f64;
         // A multiple of a found period (7 days of a daily cycle) or a calendar period adds nothing the
         // calendar tests did not already decide.
         let multiple = |q: usize| near(q * ((p as f64 / q as f64).round() as usize).max(1));

@@ -184,3 +184,36 @@ fn bands_cover_about_their_level_on_fresh_data() {
     let coverage = inside as f64 / total as f64;
     assert!((0.82..=0.97).contains(&coverage), "coverage {coverage}");
 }
+
+/// The last `points` values of a shipped trace (its `value` column) on a regular grid of `step` seconds.
+fn shipped_tail(name: &str, step: i64, points: usize) -> TimeSeries {
+    let path = format!("{}/../data/traces/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let values: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.rsplit(',')
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    TimeSeries::from_values(0, step, values[values.len() - points..].to_vec()).unwrap()
+}
+
+#[test]
+fn three_days_of_real_traffic_give_the_daily_cycle_alone() {
+    // On three days the general search reaches a day at most, and its strongest peak sits just short of
+    // it: that is the daily cycle seen again, not a second season.
+    assert_eq!(
+        detect_seasons(&shipped_tail("nasa-http-jul1995-1min.csv", 60, 3 * 1440)),
+        vec![1440]
+    );
+    assert_eq!(
+        detect_seasons(&shipped_tail("nab-twitter-amzn-5min.csv", 300, 3 * 288)),
+        vec![288]
+    );
+}
