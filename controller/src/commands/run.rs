@@ -17,6 +17,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use kube::{Client, runtime::events::Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     dashboard::{self, DashboardArgs, DashboardStore},
@@ -226,6 +227,44 @@ async fn run_with_leader_election(
         .with_context(|| format!("setting up the leader Lease {namespace}/{lease_name}"))?;
     let (mut leader, lease_task) = manager.watch().await;
     tracing::info!(lease = %format!("{namespace}/{lease_name}"), %identity, "waiting for leadership");
+    let result = follow_leadership(
+        &mut leader,
+        shutdown,
+        &health.leader,
+        CONTROLLER_STOP_GRACE,
+        |stop| operator::run_controller(ctx.clone(), stop),
+    )
+    .instrument(tracing::info_span!("leadership", %identity))
+    .await;
+    // Closing the channel makes the lease task release the Lease, so a standby takes over at once.
+    drop(leader);
+    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "releasing the Lease failed"),
+        Ok(Err(error)) => tracing::warn!(%error, "lease task failed"),
+        Err(_) => tracing::warn!("releasing the Lease timed out"),
+        Ok(Ok(Ok(_))) => tracing::info!("released the leader Lease"),
+    }
+    result
+}
+
+/// Time running reconciles get to finish once leadership is lost, before the controller is aborted.
+const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The leadership loop: runs `lead(stop)` (the controller) while `leader` says this replica holds the
+/// Lease, cancels `stop` as soon as it does not (waiting at most `grace` for running reconciles, so a
+/// lost Lease really stops scaling), and starts it again when leadership comes back. `is_leader`
+/// mirrors the state for `/readyz`. Returns on shutdown, or with an error if the election task stops.
+async fn follow_leadership<F, Fut>(
+    leader: &mut tokio::sync::watch::Receiver<bool>,
+    shutdown: &CancellationToken,
+    is_leader: &AtomicBool,
+    grace: Duration,
+    mut lead: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         // Wait to become the leader (or for shutdown).
         while !*leader.borrow_and_update() {
@@ -235,49 +274,176 @@ async fn run_with_leader_election(
                         anyhow::bail!("the leader election task stopped");
                     }
                 }
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => return Ok(()),
             }
         }
         if shutdown.is_cancelled() {
-            break;
+            return Ok(());
         }
-        tracing::info!(%identity, "became the leader; starting the controller");
-        health.leader.store(true, Ordering::SeqCst);
+        tracing::info!("became the leader; starting the controller");
+        is_leader.store(true, Ordering::SeqCst);
         let stop = CancellationToken::new();
-        let mut controller = tokio::spawn(operator::run_controller(ctx.clone(), stop.clone()));
+        let mut controller = tokio::spawn(lead(stop.clone()));
         // Lead until the Lease is lost or shutdown is asked for.
-        loop {
+        let election_stopped = loop {
             tokio::select! {
                 changed = leader.changed() => {
-                    if changed.is_err() || !*leader.borrow_and_update() {
-                        tracing::warn!(%identity, "lost the leader Lease; stopping the controller");
-                        break;
+                    if changed.is_err() {
+                        break true;
+                    }
+                    if !*leader.borrow_and_update() {
+                        tracing::warn!("lost the leader Lease; stopping the controller");
+                        break false;
                     }
                 }
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => break false,
             }
-        }
+        };
         stop.cancel();
-        // Give running reconciles a bounded time to finish, so a lost Lease really stops scaling.
-        if tokio::time::timeout(Duration::from_secs(10), &mut controller)
-            .await
-            .is_err()
-        {
-            tracing::warn!("controller did not stop within 10s; aborting it");
+        if tokio::time::timeout(grace, &mut controller).await.is_err() {
+            tracing::warn!(?grace, "controller did not stop in time; aborting it");
             controller.abort();
         }
-        health.leader.store(false, Ordering::SeqCst);
+        is_leader.store(false, Ordering::SeqCst);
+        if election_stopped {
+            anyhow::bail!("the leader election task stopped");
+        }
         if shutdown.is_cancelled() {
-            break;
+            return Ok(());
         }
     }
-    // Closing the channel makes the lease task release the Lease, so a standby takes over at once.
-    drop(leader);
-    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "releasing the Lease failed"),
-        Ok(Err(error)) => tracing::warn!(%error, "lease task failed"),
-        Err(_) => tracing::warn!("releasing the Lease timed out"),
-        Ok(Ok(Ok(_))) => tracing::info!("released the leader Lease"),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::sync::watch;
+
+    use super::*;
+
+    /// Counts controller starts, and how many are running now.
+    #[derive(Default)]
+    struct Runs {
+        started: AtomicUsize,
+        running: AtomicUsize,
     }
-    Ok(())
+
+    fn controller(
+        runs: Arc<Runs>,
+    ) -> impl FnMut(CancellationToken) -> futures::future::BoxFuture<'static, ()> {
+        move |stop: CancellationToken| {
+            let runs = Arc::clone(&runs);
+            Box::pin(async move {
+                runs.started.fetch_add(1, Ordering::SeqCst);
+                runs.running.fetch_add(1, Ordering::SeqCst);
+                stop.cancelled().await;
+                runs.running.fetch_sub(1, Ordering::SeqCst);
+            })
+        }
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test]
+    async fn runs_the_controller_only_while_holding_the_lease() {
+        let (tx, mut rx) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let is_leader = Arc::new(AtomicBool::new(false));
+        let runs = Arc::new(Runs::default());
+        let task = tokio::spawn({
+            let (shutdown, is_leader, mut lead) = (
+                shutdown.clone(),
+                Arc::clone(&is_leader),
+                controller(Arc::clone(&runs)),
+            );
+            async move {
+                follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_secs(1), &mut lead).await
+            }
+        });
+        settle().await;
+        assert_eq!(
+            runs.started.load(Ordering::SeqCst),
+            0,
+            "a standby never runs the controller"
+        );
+        assert!(!is_leader.load(Ordering::SeqCst));
+
+        tx.send(true).unwrap();
+        settle().await;
+        assert_eq!(runs.running.load(Ordering::SeqCst), 1);
+        assert!(is_leader.load(Ordering::SeqCst));
+
+        tx.send(false).unwrap();
+        settle().await;
+        assert_eq!(
+            runs.running.load(Ordering::SeqCst),
+            0,
+            "a lost Lease stops the controller"
+        );
+        assert!(!is_leader.load(Ordering::SeqCst));
+
+        tx.send(true).unwrap();
+        settle().await;
+        assert_eq!(
+            runs.started.load(Ordering::SeqCst),
+            2,
+            "leadership regained: started again"
+        );
+        assert_eq!(runs.running.load(Ordering::SeqCst), 1);
+
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(
+            runs.running.load(Ordering::SeqCst),
+            0,
+            "shutdown stops the controller"
+        );
+        assert!(!is_leader.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_election_task_stops_the_controller_and_is_an_error() {
+        let (tx, mut rx) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let is_leader = AtomicBool::new(false);
+        let runs = Arc::new(Runs::default());
+        let mut lead = controller(Arc::clone(&runs));
+        let follow = follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_secs(1), &mut lead);
+        let drop_sender = async {
+            settle().await;
+            assert_eq!(runs.running.load(Ordering::SeqCst), 1);
+            drop(tx);
+        };
+        let (result, ()) = tokio::join!(follow, drop_sender);
+        assert!(result.is_err());
+        assert_eq!(runs.running.load(Ordering::SeqCst), 0);
+        assert!(!is_leader.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_controller_that_ignores_stop_is_aborted_after_the_grace() {
+        let (tx, mut rx) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let is_leader = AtomicBool::new(false);
+        let stuck = |_stop: CancellationToken| std::future::pending::<()>();
+        let follow = follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_millis(100), stuck);
+        let lose = async {
+            settle().await;
+            tx.send(false).unwrap();
+            settle().await;
+            shutdown.cancel();
+        };
+        let started = std::time::Instant::now();
+        let (result, ()) = tokio::join!(follow, lose);
+        result.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "returned after the grace, not never"
+        );
+        assert!(!is_leader.load(Ordering::SeqCst));
+    }
 }
