@@ -6,9 +6,17 @@
 //! "Not enough history", "stale data" and "fit failed" are health states of the outcome, not errors:
 //! the reactive floor acts alone (or replicas are held) and the health says why.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use prescient_model::{FitOptions, FittedForecaster, Forecast, ModelError, TimeSeries, fit};
+use prescient_model::{FitOptions, FittedForecaster, Forecast, ModelChoice, ModelError, TimeSeries, fit};
 
 use crate::{
     edges::ReplicaState,
@@ -22,6 +30,99 @@ pub const FIT_FOLDS: usize = prescient_model::MIN_FOLDS;
 
 /// Data older than this many steps (plus one sync period) is stale: the controller holds.
 pub const STALE_AFTER_STEPS: i64 = 2;
+
+/// A fit and how long it took.
+type TimedFit = (Result<FittedForecaster, ModelError>, f64);
+
+/// Fits shared by cores that fit the same history with the same options at the same moment.
+///
+/// The simulator replays one trace through predictive policies that differ only in quantile or
+/// utilization: their refits see the same history at the same times, and a fit is deterministic, so
+/// one fit serves them all. Each entry is dropped once every sharer has taken it.
+#[derive(Debug, Clone)]
+pub struct SharedFits {
+    entries: Arc<Mutex<HashMap<FitKey, Arc<SharedFit>>>>,
+    sharers: usize,
+}
+
+#[derive(Debug, Default)]
+struct SharedFit {
+    result: OnceLock<TimedFit>,
+    taken: AtomicUsize,
+}
+
+/// What a fit depends on: the options and the exact history (its grid and a hash of its values).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FitKey {
+    start: i64,
+    step_seconds: i64,
+    len: usize,
+    values_hash: u64,
+    horizon_steps: usize,
+    model: ModelChoice,
+    folds: usize,
+}
+
+impl FitKey {
+    fn new(history: &TimeSeries, options: &FitOptions) -> Self {
+        let mut hasher = DefaultHasher::new();
+        for value in history.values() {
+            value.to_bits().hash(&mut hasher);
+        }
+        Self {
+            start: history.start(),
+            step_seconds: history.step_seconds(),
+            len: history.len(),
+            values_hash: hasher.finish(),
+            horizon_steps: options.horizon_steps,
+            model: options.model,
+            folds: options.folds,
+        }
+    }
+}
+
+impl SharedFits {
+    /// For `sharers` cores (each takes every fit once).
+    pub fn new(sharers: usize) -> Self {
+        Self {
+            entries: Arc::default(),
+            sharers: sharers.max(1),
+        }
+    }
+
+    /// The fit of `history` with `options`: computed by the first core to ask, waited for by those
+    /// asking meanwhile, and handed out until every sharer has taken it.
+    fn fit(&self, history: &TimeSeries, options: &FitOptions) -> TimedFit {
+        let key = FitKey::new(history, options);
+        let entry = {
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(entries.entry(key.clone()).or_default())
+        };
+        let result = entry.result.get_or_init(|| timed_fit(history, options)).clone();
+        if entry.taken.fetch_add(1, Ordering::SeqCst) + 1 >= self.sharers {
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            entries.remove(&key);
+        }
+        result
+    }
+
+    /// Fits not yet taken by every sharer.
+    pub fn pending(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.len())
+    }
+}
+
+fn timed_fit(history: &TimeSeries, options: &FitOptions) -> TimedFit {
+    let started = Instant::now();
+    let result = fit(history, options);
+    (result, started.elapsed().as_secs_f64())
+}
 
 /// The fitted model as reported in status, the dashboard and the simulator.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +243,7 @@ pub struct AutoscalerCore {
     refit_requested: bool,
     cached: Option<(ForecastKey, Forecast)>,
     recent: RecentRecommendations,
+    shared_fits: Option<SharedFits>,
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -167,7 +269,14 @@ impl AutoscalerCore {
             refit_requested: false,
             cached: None,
             recent: RecentRecommendations::new(),
+            shared_fits: None,
         }
+    }
+
+    /// Takes its fits from `fits`, shared with other cores replaying the same history.
+    pub fn with_shared_fits(mut self, fits: SharedFits) -> Self {
+        self.shared_fits = Some(fits);
+        self
     }
 
     pub fn spec(&self) -> &ScalingSpec {
@@ -246,9 +355,10 @@ impl AutoscalerCore {
             model: self.spec.model,
             folds: FIT_FOLDS,
         };
-        let started = Instant::now();
-        let result = fit(&bounded, &options);
-        let fit_seconds = started.elapsed().as_secs_f64();
+        let (result, fit_seconds) = match &self.shared_fits {
+            Some(shared) => shared.fit(&bounded, &options),
+            None => timed_fit(&bounded, &options),
+        };
         match result {
             Ok(forecaster) => {
                 let summary = ModelSummary {

@@ -1,12 +1,16 @@
 //! Known-answer tests of the simulator: a step in demand with a 2-minute start-up, the oracle's cost,
-//! the simulated cluster's pods, and that the predictive policy never sees the future.
+//! the simulated cluster's pods, that the predictive policy never sees the future, and that replays
+//! sharing their fits decide exactly as alone.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use prescient::sim::{
-    ClusterConfig, DemandTrace, PolicyKind, PredictivePolicy, SimCluster, SimDecision, SimPolicy,
-    SimSettings, SimView, simulate, simulate_with,
+use prescient::{
+    core::SharedFits,
+    sim::{
+        ClusterConfig, DemandTrace, PolicyKind, PredictivePolicy, SimCluster, SimDecision, SimPolicy,
+        SimSettings, SimView, simulate, simulate_sharing_fits, simulate_with,
+    },
 };
 
 const STEP: i64 = 60;
@@ -223,5 +227,41 @@ fn predictive_forecasts_from_history_seen_so_far_only() {
     assert!(
         run.rows.iter().any(|r| r.forecast.is_finite()),
         "the series carries the forecast"
+    );
+}
+
+#[test]
+fn predictive_replays_sharing_their_fits_decide_exactly_as_alone() {
+    // Three days of a noisy daily cycle at 5-minute steps, refitted every 6 hours.
+    let step = 300;
+    let values: Vec<f64> = (0..3 * 288)
+        .map(|i| {
+            let phase = 2.0 * std::f64::consts::PI * (i % 288) as f64 / 288.0;
+            100.0 + 60.0 * phase.sin() + ((i * 7919) % 23) as f64
+        })
+        .collect();
+    let trace = DemandTrace::from_values(0, step, values).unwrap();
+    let mut settings = settings();
+    settings.refit_interval = Duration::from_secs(6 * 3600);
+    let kinds = [0.5, 0.95].map(|quantile| PolicyKind::Predictive {
+        quantile,
+        utilization: 1.0,
+    });
+    let fits = SharedFits::new(kinds.len());
+    for kind in kinds {
+        let shared = simulate_sharing_fits(&trace, &settings, kind, Some(&fits)).unwrap();
+        let alone = simulate(&trace, &settings, kind).unwrap();
+        assert!(shared.refits >= 2, "refits: {}", shared.refits);
+        assert_eq!(shared.metrics, alone.metrics, "{kind:?}");
+        assert_eq!(shared.refits, alone.refits);
+        assert_eq!(shared.last_model, alone.last_model);
+        let desired =
+            |run: &prescient::sim::SimRun| run.rows.iter().map(|r| r.desired_replicas).collect::<Vec<_>>();
+        assert_eq!(desired(&shared), desired(&alone));
+    }
+    assert_eq!(
+        fits.pending(),
+        0,
+        "every fit was taken by both replays, then dropped"
     );
 }

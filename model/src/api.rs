@@ -55,7 +55,7 @@ pub enum ModelKind {
 }
 
 /// `auto` (selection by backtest) or one named model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum ModelChoice {
     Auto,
     Named(ModelKind),

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::{
+    core::SharedFits,
     duration::HumanDuration,
     sim::{self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings, report},
     spec::parse_model_choice,
@@ -350,9 +351,16 @@ fn run_all(
     kinds: &[PolicyKind],
     jobs: usize,
 ) -> anyhow::Result<Vec<(SimRun, f64)>> {
+    // Predictive replays differ only in quantile or utilization: they share their fits.
+    let predictive = kinds
+        .iter()
+        .filter(|k| matches!(k, PolicyKind::Predictive { .. }))
+        .count();
+    let shared_fits = (predictive > 1).then(|| SharedFits::new(predictive));
     let timed = |kind: PolicyKind| {
         let started = Instant::now();
-        sim::simulate(trace, settings, kind).map(|run| (run, started.elapsed().as_secs_f64()))
+        sim::simulate_sharing_fits(trace, settings, kind, shared_fits.as_ref())
+            .map(|run| (run, started.elapsed().as_secs_f64()))
     };
     let mut runs = Vec::with_capacity(kinds.len());
     for chunk in kinds.chunks(jobs) {

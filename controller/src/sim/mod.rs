@@ -23,7 +23,7 @@ use prescient_model::{ModelChoice, TimeSeries};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
-    core::{AutoscalerCore, SyncOutcome},
+    core::{AutoscalerCore, SharedFits, SyncOutcome},
     edges::ReplicaState,
     policy::{self, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::{ScalingBehavior, ScalingSpec},
@@ -763,18 +763,27 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a.abs() } else { gcd(b, a % b) }
 }
 
-/// Builds the policy of `kind` for `trace` under `settings`.
-pub fn make_policy(kind: PolicyKind, trace: &DemandTrace, settings: &SimSettings) -> Box<dyn SimPolicy> {
+/// Builds the policy of `kind` for `trace` under `settings`; a predictive policy takes its fits from
+/// `shared_fits` when given.
+pub fn make_policy(
+    kind: PolicyKind,
+    trace: &DemandTrace,
+    settings: &SimSettings,
+    shared_fits: Option<&SharedFits>,
+) -> Box<dyn SimPolicy> {
     let step = trace.step_seconds();
     match kind {
         PolicyKind::Predictive {
             quantile,
             utilization,
-        } => Box::new(PredictivePolicy::new(settings.predictive_spec(
-            step,
-            quantile,
-            utilization,
-        ))),
+        } => {
+            let spec = settings.predictive_spec(step, quantile, utilization);
+            let core = match shared_fits {
+                Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
+                None => AutoscalerCore::new(spec),
+            };
+            Box::new(PredictivePolicy { core })
+        }
         PolicyKind::Reactive { utilization } => Box::new(ReactivePolicy::new(settings.predictive_spec(
             step,
             0.5,
@@ -789,6 +798,17 @@ pub fn make_policy(kind: PolicyKind, trace: &DemandTrace, settings: &SimSettings
 
 /// Replays `trace` through the policy `kind`.
 pub fn simulate(trace: &DemandTrace, settings: &SimSettings, kind: PolicyKind) -> Result<SimRun, SimError> {
+    simulate_sharing_fits(trace, settings, kind, None)
+}
+
+/// [`simulate`], with a predictive policy's fits taken from `shared_fits`: predictive replays of one
+/// trace under the same settings (several quantiles or utilizations) then fit each model once.
+pub fn simulate_sharing_fits(
+    trace: &DemandTrace,
+    settings: &SimSettings,
+    kind: PolicyKind,
+    shared_fits: Option<&SharedFits>,
+) -> Result<SimRun, SimError> {
     settings.validate()?;
     match kind {
         PolicyKind::Predictive {
@@ -805,7 +825,7 @@ pub fn simulate(trace: &DemandTrace, settings: &SimSettings, kind: PolicyKind) -
         }
         PolicyKind::Oracle => {}
     }
-    let mut policy = make_policy(kind, trace, settings);
+    let mut policy = make_policy(kind, trace, settings, shared_fits);
     simulate_with(trace, settings, kind, policy.as_mut())
 }
 
