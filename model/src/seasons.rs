@@ -1,11 +1,12 @@
 //! Season detection by autocorrelation.
 //!
 //! The series is filled (missing values carried forward), linearly detrended, and its autocorrelation
-//! examined at the calendar candidates (one day and one week in steps, when the history holds the cycle
-//! at least [`MIN_CYCLES`] times; on 10-minute bucket means, so noisy counts do not hide the cycle) and at the strongest peak of a general search on a downsampled copy
-//! (so odd cycles such as 12 h are found too, at a cost independent of the history length). Without a
-//! calendar prior a peak needs more evidence: three cycles in the history, and a rise above the trough
-//! before it larger than sampling noise. A weekly cycle
+//! examined at the calendar candidates: one day and one week in steps, when the history holds the cycle
+//! at least [`MIN_CYCLES`] times, tested on 10-minute bucket means so that noisy counts do not hide the
+//! cycle. It is also examined at the strongest peak of a general search on a downsampled copy (so odd
+//! cycles such as 12 h are found too, at a cost independent of the history length). Without a calendar
+//! prior a peak needs more evidence: three cycles in the history, and a rise above the trough before it
+//! larger than sampling noise; within 10 % of a known period it is that period again. A weekly cycle
 //! counts only if it remains once the daily profile is removed: a purely daily pattern also correlates at
 //! seven days. White noise and aperiodic series give an empty list.
 
@@ -52,27 +53,34 @@ pub(crate) fn detect_periods(values: &[f64], step_seconds: i64) -> Vec<usize> {
     };
     let day = calendar(86_400).filter(|&p| fits(p));
     let week = calendar(604_800).filter(|&p| fits(p));
-    if let Some(day) = day {
+    // The day (or, at a step that divides a week but not a day, the week) sets the bucket.
+    if let Some(base) = day.or(week) {
         // Tested on bucket means: at fine steps the per-step noise (counts of a few requests a minute)
         // hides a daily shape that averages of a few minutes show plainly.
-        let bucket = calendar_bucket(day);
+        let bucket = calendar_bucket(base);
         let xb: Vec<f64> = x
             .chunks_exact(bucket)
             .map(|c| c.iter().sum::<f64>() / bucket as f64)
             .collect();
         let noise = 3.0 / (xb.len() as f64).sqrt();
-        let (day_b, week_b) = (day / bucket, week.map(|w| w / bucket));
-        let r = acf(&xb, day_b);
-        let daily = r > CALENDAR_THRESHOLD.max(noise) && r > acf(&xb, day_b / 2);
-        if daily {
-            found.push((day, r));
+        let mut daily = None;
+        if let Some(day) = day {
+            let day_b = day / bucket;
+            let r = acf(&xb, day_b);
+            if r > CALENDAR_THRESHOLD.max(noise) && r > acf(&xb, day_b / 2) {
+                found.push((day, r));
+                daily = Some(day_b);
+            }
         }
-        if let (Some(w), Some(w_b)) = (week, week_b) {
+        if let Some(week) = week {
             // Weekly structure beyond the daily one: remove the daily profile first when there is one.
-            let residual = if daily { remove_profile(&xb, day_b) } else { xb };
-            let r = acf(&residual, w_b);
+            let residual = match daily {
+                Some(day_b) => remove_profile(&xb, day_b),
+                None => xb,
+            };
+            let r = acf(&residual, week / bucket);
             if r > CALENDAR_THRESHOLD.max(noise) {
-                found.push((w, r));
+                found.push((week, r));
             }
         }
     }
