@@ -255,7 +255,8 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
 }
 
-fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
+/// `steps` steps of `step_seconds` each, as a duration.
+pub(crate) fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
     Duration::from_secs((steps as u64).saturating_mul(step_seconds.max(0) as u64))
 }
 

@@ -17,16 +17,17 @@ fn trace(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `prescient backtest --json` and parses its report.
-fn backtest(trace_name: &str, horizon: &str) -> Value {
+/// Runs `prescient` with `args` and the trace, expects success and parses the JSON it prints.
+fn run_json(args: &[&str], trace_name: &str) -> Value {
     let output = prescient()
-        .args(["backtest", "--json", "--horizon", horizon, "--input"])
+        .args(args)
+        .arg("--input")
         .arg(trace(trace_name))
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "{trace_name} at {horizon}: {}",
+        "{args:?} on {trace_name}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
@@ -49,7 +50,7 @@ fn auto_beats_seasonal_naive_with_calibrated_bands_on_every_shipped_trace() {
     ];
     let mut failures = Vec::new();
     for (name, horizon) in cases {
-        let report = backtest(name, horizon);
+        let report = run_json(&["backtest", "--json", "--horizon", horizon], name);
         let auto = &report["auto"];
         let seasonal_naive = report["models"]
             .as_array()
@@ -93,17 +94,10 @@ fn a_horizon_longer_than_the_trace_supports_says_how_much_history_it_needs() {
 
 #[test]
 fn forecast_json_starts_after_the_trace_with_ordered_bands() {
-    let output = prescient()
-        .args(["forecast", "--json", "--horizon", "15m", "--input"])
-        .arg(trace("nasa-http-jul1995-1min.csv"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let forecast = run_json(
+        &["forecast", "--json", "--horizon", "15m"],
+        "nasa-http-jul1995-1min.csv",
     );
-    let forecast: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(forecast["step_seconds"], 60);
     assert_eq!(forecast["season_steps"], serde_json::json!([1440, 10080]));
     let points = forecast["forecast"].as_array().unwrap();

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use prescient_model::{FitOptions, ModelChoice, ModelKind, TimeSeries, fit};
+use prescient_model::{FitOptions, Forecast, ModelChoice, ModelKind, TimeSeries, fit};
 
 const POINTS: usize = 14 * 1440;
 
@@ -31,43 +31,36 @@ fn nasa_14_days() -> TimeSeries {
     TimeSeries::from_values(0, 60, values[values.len() - POINTS..].to_vec()).expect("valid series")
 }
 
+/// One iteration: fits `model` for `horizon` steps on `history` and forecasts that far (10 folds are
+/// asked for; the crate raises that to its minimum).
+fn fit_and_forecast(history: &TimeSeries, model: ModelChoice, horizon: usize) -> Forecast {
+    let options = FitOptions {
+        horizon_steps: horizon,
+        model,
+        folds: 10,
+    };
+    let fitted = fit(black_box(history), &options).expect("fit");
+    fitted.predict(history, horizon).expect("forecast")
+}
+
 fn bench(c: &mut Criterion) {
     let history = nasa_14_days();
     let mut group = c.benchmark_group("fit_forecast_14d_1min");
     group.sample_size(20);
     group.bench_function("auto_fit_and_forecast_60", |b| {
-        b.iter(|| {
-            let options = FitOptions {
-                horizon_steps: 60,
-                model: ModelChoice::Auto,
-                folds: 10,
-            };
-            let fitted = fit(black_box(&history), &options).expect("fit");
-            fitted.predict(&history, 60).expect("forecast")
-        })
+        b.iter(|| fit_and_forecast(&history, ModelChoice::Auto, 60))
     });
     for kind in ModelKind::all() {
         group.bench_function(format!("{}_fit_and_forecast_60", kind.name()), |b| {
-            b.iter(|| {
-                let options = FitOptions {
-                    horizon_steps: 60,
-                    model: ModelChoice::Named(kind),
-                    folds: 10,
-                };
-                let fitted = fit(black_box(&history), &options).expect("fit");
-                fitted.predict(&history, 60).expect("forecast")
-            })
+            b.iter(|| fit_and_forecast(&history, ModelChoice::Named(kind), 60))
         });
     }
-    let fitted = fit(
-        &history,
-        &FitOptions {
-            horizon_steps: 60,
-            model: ModelChoice::Auto,
-            folds: 10,
-        },
-    )
-    .expect("fit");
+    let options = FitOptions {
+        horizon_steps: 60,
+        model: ModelChoice::Auto,
+        folds: 10,
+    };
+    let fitted = fit(&history, &options).expect("fit");
     group.bench_function("predict_60_with_fitted_model", |b| {
         b.iter(|| fitted.predict(black_box(&history), 60))
     });
@@ -78,15 +71,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("fit_forecast_1h_1s");
     group.sample_size(10);
     group.bench_function("auto_fit_and_forecast_900", |b| {
-        b.iter(|| {
-            let options = FitOptions {
-                horizon_steps: 900,
-                model: ModelChoice::Auto,
-                folds: 10,
-            };
-            let fitted = fit(black_box(&azure), &options).expect("fit");
-            fitted.predict(&azure, 900).expect("forecast")
-        })
+        b.iter(|| fit_and_forecast(&azure, ModelChoice::Auto, 900))
     });
     group.finish();
 }

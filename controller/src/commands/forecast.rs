@@ -6,13 +6,14 @@
 //! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
 //! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use prescient_model::{FitOptions, ModelChoice, ModelError, fit};
 use serde::Serialize;
 
 use crate::{
+    core::steps_duration,
     duration::{HumanDuration, format_duration},
     trace::{read_trace, trace_series},
 };
@@ -71,10 +72,7 @@ pub(crate) fn shortfall(error: &ModelError, step_seconds: i64) -> String {
     let ModelError::InsufficientHistory { have, need } = error else {
         return String::new();
     };
-    let span = |steps: usize| {
-        let seconds = u64::try_from(step_seconds.max(1)).unwrap_or(1);
-        format_duration(Duration::from_secs(seconds.saturating_mul(steps as u64)))
-    };
+    let span = |steps: usize| format_duration(steps_duration(steps, step_seconds));
     format!(
         ": the history holds {} ({have} usable points) and this horizon needs at least {} ({need} points)",
         span(*have),
