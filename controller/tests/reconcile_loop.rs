@@ -221,6 +221,17 @@ async fn an_unreadable_target_is_reported_as_such_and_left_alone() {
         "no metrics fetched for an unknown target"
     );
     assert!(target.writes.lock().unwrap().is_empty());
+    // Counted once, by the scale error's reason, never as a metrics problem.
+    let exported = prescient::metrics::Metrics::new();
+    exported.observe_sync("default", "shop", &report);
+    let text = exported.encode();
+    assert!(
+        text.contains("prescient_reconcile_errors_total{reason=\"TargetNotFound\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reason=\"TargetUnavailable\"") && !text.contains("reason=\"MetricsUnavailable\"")
+    );
 
     *target.missing.lock().unwrap() = false;
     let recovered = sync_once(&mut autoscaler, &metrics, &target, now + 60).await;
