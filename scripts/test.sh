@@ -19,5 +19,8 @@ scripts/validate-manifests.sh
 # The notebooks, executed headless in their own virtual environment.
 notebooks/run.sh
 
+# Prescient beside statsforecast on one trace (the full table: scripts/peer-bench), so the comparison cannot rot.
+scripts/peer-bench --quick
+
 # Real-cluster end-to-end: runs only with a kubeconfig, and says so when skipped.
 scripts/e2e-cluster.sh
