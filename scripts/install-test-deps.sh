@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
-# Prometheus (integration and live tests), Chromium (dashboard browser test), kubectl (manifest rendering).
+# Prometheus (integration and live tests), Chromium (dashboard browser test), kubectl (manifest rendering),
+# openssl and curl (the local Kubernetes control plane; its binaries are built with Go, which the machine has).
 # The notebooks' and manifest validation's Python packages go into virtual environments under target/,
 # created by notebooks/run.sh and scripts/validate-manifests.sh themselves.
 set -euo pipefail
@@ -11,6 +12,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# The local Kubernetes control plane (scripts/local-cluster.sh): certificates, health checks, one lock.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v flock >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -23,7 +28,7 @@ fi
 # The Debian package starts a system Prometheus on :9090; the tests start their own on free ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 
-for tool in prometheus promtool chromium kubectl; do
+for tool in prometheus promtool chromium kubectl openssl curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing after install" >&2; exit 1; }
 done
 echo "test dependencies: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), $(chromium --version 2>/dev/null | head -1), kubectl ok"
