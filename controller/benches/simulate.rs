@@ -7,8 +7,8 @@ use std::{path::PathBuf, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use prescient::{
+    edges::trace::{read_trace, trace_series},
     sim::{ClusterConfig, DemandTrace, PolicyKind, SimSettings, simulate},
-    trace::{read_trace, trace_series},
 };
 
 fn nasa_14_days() -> DemandTrace {

@@ -1,4 +1,5 @@
-//! Durations as people write them in flags and in the CRD: `90s`, `15m`, `2h`, `7d`, `1h30m`.
+//! Durations as people write them in flags and in the CRD: `90s`, `15m`, `2h`, `7d`, `1h30m`; and unix
+//! times as RFC 3339 timestamps.
 
 use std::{fmt, str::FromStr, time::Duration};
 
@@ -49,6 +50,17 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     }
     let millis = u64::try_from(total_ms).map_err(|_| err("too large"))?;
     Ok(Duration::from_millis(millis))
+}
+
+/// A duration as whole milliseconds (`250ms`, at least `1ms`), the form the sample app's and
+/// Prometheus' flags take.
+pub fn format_millis(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis().max(1))
+}
+
+/// Unix seconds as an RFC 3339 timestamp (`2026-11-28T12:00:00Z`); a time out of range as its number.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    jiff::Timestamp::from_second(unix_seconds).map_or_else(|_| unix_seconds.to_string(), |t| t.to_string())
 }
 
 /// Formats a duration in the same notation (`1h30m`, `45s`, `0s`).

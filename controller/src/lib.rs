@@ -5,21 +5,35 @@
 //!
 //! ## The decision path, top-down
 //!
-//! 1. **fetch history** (IO) — [`edges::MetricsSource`]: Prometheus ([`prometheus`]) or a trace file
-//!    ([`trace`]); [`reconcile`] keeps each autoscaler's history in memory and fetches only new points.
-//! 2. **validate** (pure) — [`spec::ScalingSpec::from_resource`] turns the custom resource ([`crd`]) into
-//!    typed values or a condition.
+//! 1. **fetch history** (IO) — [`edges::MetricsSource`]: Prometheus ([`edges::prometheus`]) or a trace
+//!    file ([`edges::trace`]); [`reconcile`] keeps each autoscaler's history in memory and fetches only
+//!    new points.
+//! 2. **validate** (pure) — [`spec::ScalingSpec::from_resource`] ([`spec::resource`]) turns the custom
+//!    resource ([`crd`]) into the core's typed values, or a condition.
 //! 3. **forecast** (pure) — [`core`] refits `prescient_model` at the refit interval and forecasts every
 //!    sync.
 //! 4. **decide** (pure) — [`policy::decide`]: clamp(max(predictive, reactive), min, max), then HPA-style
 //!    behavior; missing or stale data never scales down.
-//! 5. **scale** (IO) — [`edges::ScaleTarget`]: Kubernetes `/scale` ([`kubernetes`]), the simulated
-//!    cluster ([`sim`]), or local processes ([`process_pool`]).
-//! 6. **status** (IO) — the operator ([`operator`]) writes the CR status and events; the [`dashboard`]
-//!    reads a store the loop writes.
+//! 5. **scale** (IO) — [`edges::ScaleTarget`]: Kubernetes `/scale` ([`edges::kubernetes`]), the simulated
+//!    cluster ([`edges::sim`]), or local processes ([`edges::process_pool`]).
+//! 6. **status** — [`status::status_from_report`] (pure) turns the sync's report into conditions and
+//!    reasons, the same for every caller; the operator ([`operator`]) writes it to the CR with events
+//!    (IO); the [`dashboard`] reads a store the loop writes.
 //!
 //! The simulator ([`sim`]), the demo and the operator share steps 2–4 ([`core`]) and the loop
 //! ([`reconcile`]); only the adapters differ.
+//!
+//! ## Where things live
+//!
+//! - **The pure core** — [`core`] (with its value types: [`core::ReplicaState`], the rate-limit kinds),
+//!   [`policy`], [`sim`] and [`spec`]'s validated types: no IO, no clock, no Kubernetes, CRD or edge
+//!   type (`tests/architecture.rs` keeps it so).
+//! - **The IO edges** — [`edges`]: the small traits and every implementation of them, and the
+//!   processes of a local run ([`edges::local`]).
+//! - **Between them** — [`crd`] (the custom resource's schema), [`reconcile`] (the loop), [`status`],
+//!   [`operator`], [`dashboard`], [`metrics`], [`telemetry`], [`duration`].
+//! - **The CLI** — [`commands`]: one module per subcommand, each parsing its flags and wiring the parts
+//!   above; `main.rs` only dispatches.
 
 pub mod commands;
 pub mod core;
@@ -27,14 +41,11 @@ pub mod crd;
 pub mod dashboard;
 pub mod duration;
 pub mod edges;
-pub mod kubernetes;
 pub mod metrics;
 pub mod operator;
 pub mod policy;
-pub mod process_pool;
-pub mod prometheus;
 pub mod reconcile;
 pub mod sim;
 pub mod spec;
+pub mod status;
 pub mod telemetry;
-pub mod trace;

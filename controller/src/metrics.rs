@@ -249,7 +249,7 @@ impl Metrics {
             self.observe_error(outcome.health.reason());
         }
         if let Some(error) = &report.scale_error {
-            self.observe_error(crate::operator::reasons::scale_error_reason(error));
+            self.observe_error(crate::status::reasons::scale_error_reason(error));
         }
         if let Some(forecast) = &outcome.forecast {
             let (lead_time, quantile) = self

@@ -7,8 +7,9 @@
 //! 3. **sync** (IO) — [`reconcile::sync_once`]: fetch new history from Prometheus, refit/forecast/decide
 //!    off the async executor, scale through `/scale` unless `ForecastOnly`. Each autoscaler's state sits
 //!    behind its own lock, so a slow one never blocks the others.
-//! 4. **status** (IO) — a server-side-apply patch of the status subresource (field manager
-//!    `prescient`): replicas, model, forecast summary, decision reason, conditions.
+//! 4. **status** (IO) — [`status_from_report`] builds it (pure, shared with the demo and the local run);
+//!    a server-side-apply patch of the status subresource (field manager `prescient`) writes it:
+//!    replicas, model, forecast summary, decision reason, conditions.
 //! 5. **events** (IO) — one on each scale and each error, through kube-runtime's recorder.
 //! 6. **requeue** at the autoscaler's sync period.
 //!
@@ -36,14 +37,13 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    core::ForecastHealth,
-    crd::{Condition, ForecastSummary, Mode, PredictiveAutoscaler, PredictiveAutoscalerStatus},
+    crd::{PredictiveAutoscaler, PredictiveAutoscalerStatus},
     dashboard::DashboardStore,
-    edges::{Clock, MetricsSource, TargetRef},
-    kubernetes::KubeScaleTarget,
+    edges::{Clock, MetricsSource, TargetRef, kubernetes::KubeScaleTarget},
     metrics::Metrics,
     reconcile::{self, Autoscaler, SyncReport},
     spec::ScalingSpec,
+    status::{invalid_status, reasons, status_from_report},
 };
 
 /// Field manager of the status patches (server-side apply).
@@ -57,58 +57,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the state of deleted autoscalers is dropped.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Condition types and reasons: stable strings a person can search for.
-pub mod reasons {
-    use crate::edges::{MetricsError, ScaleError};
-
-    pub const READY: &str = "Ready";
-    pub const FORECAST_HEALTHY: &str = "ForecastHealthy";
-    pub const SCALING_ACTIVE: &str = "ScalingActive";
-    pub const ABLE_TO_SCALE: &str = "AbleToScale";
-
-    pub const RECONCILED: &str = "Reconciled";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const FORECAST_ONLY: &str = "ForecastOnly";
-    pub const HELD: &str = "ReplicasHeld";
-    pub const SUCCEEDED_RESCALE: &str = "SucceededRescale";
-    pub const READY_FOR_NEW_SCALE: &str = "ReadyForNewScale";
-    pub const SCALED: &str = "Scaled";
-
-    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
-    pub const METRICS_TIMEOUT: &str = "MetricsTimeout";
-    pub const BAD_QUERY: &str = "BadQuery";
-    pub const EMPTY_RESULT: &str = "EmptyResult";
-    pub const MULTIPLE_SERIES: &str = "MultipleSeries";
-
-    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
-    pub const TARGET_NOT_SCALABLE: &str = "TargetNotScalable";
-    pub const SCALE_CONFLICT: &str = "ScaleConflict";
-    pub const SCALE_FORBIDDEN: &str = "ScaleForbidden";
-    pub const SCALE_FAILED: &str = "ScaleFailed";
-
-    pub const RECONCILE_FAILED: &str = "ReconcileFailed";
-
-    pub fn metrics_error_reason(error: &MetricsError) -> &'static str {
-        match error {
-            MetricsError::Unavailable(_) => METRICS_UNAVAILABLE,
-            MetricsError::Timeout(_) => METRICS_TIMEOUT,
-            MetricsError::BadQuery(_) => BAD_QUERY,
-            MetricsError::Empty(_) => EMPTY_RESULT,
-            MetricsError::MultipleSeries(_) => MULTIPLE_SERIES,
-        }
-    }
-
-    pub fn scale_error_reason(error: &ScaleError) -> &'static str {
-        match error {
-            ScaleError::NotFound(_) => TARGET_NOT_FOUND,
-            ScaleError::NotScalable(_) => TARGET_NOT_SCALABLE,
-            ScaleError::Conflict(_) => SCALE_CONFLICT,
-            ScaleError::Forbidden(_) => SCALE_FORBIDDEN,
-            ScaleError::Other(_) => SCALE_FAILED,
-        }
-    }
-}
 
 /// What can make a reconcile fail (as opposed to a condition in the status).
 #[derive(Debug, thiserror::Error)]
@@ -201,251 +149,12 @@ impl<M: MetricsSource> Context<M> {
     }
 }
 
-fn rfc3339(unix_seconds: i64) -> String {
-    jiff::Timestamp::from_second(unix_seconds)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
-/// A condition; keeps the previous transition time when the status did not change.
-fn condition(
-    previous: &[Condition],
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: String,
-    now: i64,
-) -> Condition {
-    let status = if status { "True" } else { "False" }.to_owned();
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| rfc3339(now));
-    Condition {
-        type_: type_.to_owned(),
-        status,
-        reason: reason.to_owned(),
-        message,
-        last_transition_time,
-    }
-}
-
 fn target_ref(pa: &PredictiveAutoscaler, namespace: &str) -> TargetRef {
     TargetRef {
         namespace: namespace.to_owned(),
         api_version: pa.spec.scale_target_ref.api_version.clone(),
         kind: pa.spec.scale_target_ref.kind.clone(),
         name: pa.spec.scale_target_ref.name.clone(),
-    }
-}
-
-/// The status after one sync (pure: from the report, the spec and the previous status).
-pub fn status_from_report(
-    pa: &PredictiveAutoscaler,
-    report: &SyncReport,
-    previous: &PredictiveAutoscalerStatus,
-) -> PredictiveAutoscalerStatus {
-    let now = report.now;
-    let outcome = &report.outcome;
-    let decision = &outcome.decision;
-    let old = &previous.conditions;
-
-    // Without the target's replicas the sync stopped before fetching metrics: the forecast's health is
-    // unknown this time, and the decision (a hold on zero known replicas) is not worth reporting.
-    let target_unreadable = report.replicas_before.is_none();
-    let forecast_condition = match (&report.metrics_error, &outcome.health, &report.scale_error) {
-        (None, _, Some(error)) if target_unreadable => {
-            let mut c = condition(
-                old,
-                reasons::FORECAST_HEALTHY,
-                false,
-                reasons::scale_error_reason(error),
-                format!("forecast not evaluated: {error}"),
-                now,
-            );
-            c.status = "Unknown".to_owned();
-            c.last_transition_time = old
-                .iter()
-                .find(|p| p.type_ == reasons::FORECAST_HEALTHY && p.status == "Unknown")
-                .map_or_else(|| rfc3339(now), |p| p.last_transition_time.clone());
-            c
-        }
-        (Some(error), _, _) => condition(
-            old,
-            reasons::FORECAST_HEALTHY,
-            false,
-            reasons::metrics_error_reason(error),
-            format!("{error}; holding replicas, never scaling down on missing data"),
-            now,
-        ),
-        (None, health, _) => condition(
-            old,
-            reasons::FORECAST_HEALTHY,
-            health.is_healthy(),
-            health.reason(),
-            health.message(),
-            now,
-        ),
-    };
-    let able = match &report.scale_error {
-        Some(error) => condition(
-            old,
-            reasons::ABLE_TO_SCALE,
-            false,
-            reasons::scale_error_reason(error),
-            error.to_string(),
-            now,
-        ),
-        None if report.scaled_to.is_some() => condition(
-            old,
-            reasons::ABLE_TO_SCALE,
-            true,
-            reasons::SUCCEEDED_RESCALE,
-            format!("scaled the target to {} replicas", decision.desired_replicas),
-            now,
-        ),
-        None => condition(
-            old,
-            reasons::ABLE_TO_SCALE,
-            true,
-            reasons::READY_FOR_NEW_SCALE,
-            "the target's /scale is readable".to_owned(),
-            now,
-        ),
-    };
-    let held = report.metrics_error.is_some()
-        || report.scale_error.is_some()
-        || matches!(
-            outcome.health,
-            ForecastHealth::StaleData { .. } | ForecastHealth::MetricsUnavailable(_)
-        );
-    let scaling = if let (true, Some(error)) = (target_unreadable, &report.scale_error) {
-        condition(
-            old,
-            reasons::SCALING_ACTIVE,
-            false,
-            reasons::scale_error_reason(error),
-            format!("cannot read the target's replicas ({error}); nothing is changed until it can"),
-            now,
-        )
-    } else if pa.spec.mode == Mode::ForecastOnly {
-        condition(
-            old,
-            reasons::SCALING_ACTIVE,
-            false,
-            reasons::FORECAST_ONLY,
-            format!(
-                "mode is ForecastOnly: would scale to {} ({}), status only",
-                decision.desired_replicas, decision.message
-            ),
-            now,
-        )
-    } else if held {
-        condition(
-            old,
-            reasons::SCALING_ACTIVE,
-            false,
-            reasons::HELD,
-            decision.message.clone(),
-            now,
-        )
-    } else {
-        condition(
-            old,
-            reasons::SCALING_ACTIVE,
-            true,
-            decision.reason.as_str(),
-            decision.message.clone(),
-            now,
-        )
-    };
-    let ready = match (&report.scale_error, &report.metrics_error) {
-        (Some(error), _) => condition(
-            old,
-            reasons::READY,
-            false,
-            reasons::scale_error_reason(error),
-            error.to_string(),
-            now,
-        ),
-        (None, Some(error)) => condition(
-            old,
-            reasons::READY,
-            false,
-            reasons::metrics_error_reason(error),
-            error.to_string(),
-            now,
-        ),
-        (None, None) => condition(
-            old,
-            reasons::READY,
-            true,
-            reasons::RECONCILED,
-            decision.message.clone(),
-            now,
-        ),
-    };
-    let forecast = match (
-        decision.demand_at_lead_time,
-        decision.peak_quantile_demand,
-        decision.predictive_replicas,
-    ) {
-        (Some(at_lead), Some(peak), Some(predictive)) => Some(ForecastSummary {
-            made_at: rfc3339(now),
-            current_demand: outcome.observed_demand,
-            demand_at_lead_time: at_lead,
-            peak_quantile_demand: peak,
-            predictive_replicas: predictive,
-        }),
-        _ => None,
-    };
-    PredictiveAutoscalerStatus {
-        observed_generation: pa.metadata.generation,
-        current_replicas: report
-            .replicas_before
-            .map(|r| r.desired)
-            .or(previous.current_replicas),
-        desired_replicas: if target_unreadable {
-            previous.desired_replicas
-        } else {
-            Some(decision.desired_replicas)
-        },
-        last_scale_time: if report.scaled_to.is_some() {
-            Some(rfc3339(now))
-        } else {
-            previous.last_scale_time.clone()
-        },
-        model: outcome
-            .model
-            .as_ref()
-            .map(|m| m.name.clone())
-            .or_else(|| previous.model.clone()),
-        backtest_mase: outcome
-            .model
-            .as_ref()
-            .and_then(|m| m.backtest_mase)
-            .filter(|m| m.is_finite())
-            .or(previous.backtest_mase),
-        forecast,
-        decision_reason: if target_unreadable {
-            previous.decision_reason.clone()
-        } else {
-            Some(decision.reason.as_str().to_owned())
-        },
-        conditions: vec![ready, forecast_condition, scaling, able],
-    }
-}
-
-/// The status of an object whose spec cannot be used.
-fn invalid_status(pa: &PredictiveAutoscaler, message: &str, now: i64) -> PredictiveAutoscalerStatus {
-    let previous = pa.status.clone().unwrap_or_default();
-    let old = &previous.conditions;
-    let invalid = |type_: &str| condition(old, type_, false, reasons::INVALID_SPEC, message.to_owned(), now);
-    PredictiveAutoscalerStatus {
-        observed_generation: pa.metadata.generation,
-        conditions: vec![invalid(reasons::READY), invalid(reasons::SCALING_ACTIVE)],
-        ..previous
     }
 }
 
@@ -561,7 +270,9 @@ async fn reconcile_inner<M: MetricsSource>(
             ctx.forget(&key);
             ctx.metrics.observe_error(reasons::INVALID_SPEC);
             let message = format!("{invalid}; fix the spec, nothing is scaled until then");
-            patch_status(ctx, &namespace, &name, &invalid_status(pa, &message, now)).await?;
+            let previous = pa.status.clone().unwrap_or_default();
+            let status = invalid_status(previous, pa.metadata.generation, &message, now);
+            patch_status(ctx, &namespace, &name, &status).await?;
             publish(ctx, pa, EventType::Warning, reasons::INVALID_SPEC, message).await;
             return Ok(Action::await_change());
         }
@@ -584,7 +295,7 @@ async fn reconcile_inner<M: MetricsSource>(
 
     // 4. status
     let previous = pa.status.clone().unwrap_or_default();
-    let status = status_from_report(pa, &report, &previous);
+    let status = status_from_report(&report, &previous, pa.metadata.generation, pa.spec.mode);
     ctx.metrics.observe_sync(&namespace, &name, &report);
     ctx.dashboard
         .record(&namespace, &name, &pa.spec, &status, &autoscaler, &report);

@@ -9,8 +9,7 @@
 use std::{collections::VecDeque, fmt, time::Duration};
 
 use crate::{
-    crd::{PolicyType, SelectPolicy},
-    edges::ReplicaState,
+    core::{PolicyType, ReplicaState, SelectPolicy},
     spec::{DirectionRules, REACTIVE_TOLERANCE, ScalingBehavior, ScalingSpec},
 };
 

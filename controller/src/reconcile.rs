@@ -9,8 +9,8 @@
 use prescient_model::TimeSeries;
 
 use crate::{
-    core::{AutoscalerCore, SyncOutcome},
-    edges::{MetricsError, MetricsSource, ReplicaState, ScaleError, ScaleTarget, TargetRef},
+    core::{AutoscalerCore, ReplicaState, SyncOutcome},
+    edges::{MetricsError, MetricsSource, ScaleError, ScaleTarget, TargetRef},
     spec::ScalingSpec,
 };
 

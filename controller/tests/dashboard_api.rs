@@ -5,16 +5,18 @@
 use std::{sync::Arc, time::Duration};
 
 use prescient::{
-    commands::demo::{CompletedSteps, SimTarget},
     crd::{
         ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, PredictiveAutoscalerStatus, ScaleTargetRef,
     },
     dashboard::{self, DashboardStore, MetricsRenderer},
-    edges::TargetRef,
+    edges::{
+        TargetRef,
+        sim::{CompletedSteps, SimTarget},
+        trace::TraceSource,
+    },
     reconcile::{Autoscaler, sync_once},
     sim::{ClusterConfig, SimCluster},
     spec::ScalingSpec,
-    trace::TraceSource,
 };
 use serde_json::Value;
 

@@ -5,14 +5,16 @@
 use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use prescient::{
-    commands::demo::{CompletedSteps, SimTarget},
     crd::{ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, ScaleTargetRef},
-    edges::TargetRef,
+    edges::{
+        TargetRef,
+        sim::{CompletedSteps, SimTarget},
+        trace::TraceSource,
+    },
     metrics::Metrics,
     reconcile::{Autoscaler, sync_once},
     sim::{ClusterConfig, SimCluster},
     spec::ScalingSpec,
-    trace::TraceSource,
 };
 use serde_json::Value;
 

@@ -306,8 +306,11 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn process_pool_routes_only_ready_replicas_and_stops_what_it_started() {
     use prescient::{
-        edges::{ReplicaState, ScaleTarget, TargetRef},
-        process_pool::{PoolConfig, PoolError, ProcessPool},
+        core::ReplicaState,
+        edges::{
+            ScaleTarget, TargetRef,
+            process_pool::{PoolConfig, PoolError, ProcessPool},
+        },
     };
     let (app, _) = sample_app_binaries();
     let dir = tempfile::tempdir().unwrap();

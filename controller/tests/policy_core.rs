@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use prescient::{
-    core::{AutoscalerCore, ForecastHealth},
-    edges::ReplicaState,
+    core::{AutoscalerCore, ForecastHealth, ReplicaState},
     policy::DecisionReason,
     spec::{ScalingBehavior, ScalingSpec, parse_model_choice},
 };

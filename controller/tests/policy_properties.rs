@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use prescient::{
-    edges::ReplicaState,
+    core::ReplicaState,
     policy::{PolicyInput, PredictedDemand, RecentRecommendations, decide, replicas_for},
     spec::{ScalingBehavior, ScalingSpec},
 };

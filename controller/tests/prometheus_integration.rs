@@ -17,12 +17,14 @@ use std::{
 };
 
 use prescient::{
-    core::AutoscalerCore,
-    edges::{MetricsError, MetricsSource, ReplicaState, ScaleError, ScaleTarget, TargetRef},
-    prometheus::{PrometheusOptions, PrometheusSource},
+    core::{AutoscalerCore, ReplicaState},
+    edges::{
+        MetricsError, MetricsSource, ScaleError, ScaleTarget, TargetRef,
+        prometheus::{PrometheusOptions, PrometheusSource},
+        trace::read_trace,
+    },
     reconcile::{Autoscaler, sync_once},
     spec::{ScalingBehavior, ScalingSpec, parse_model_choice},
-    trace::read_trace,
 };
 use prescient_model::TimeSeries;
 

@@ -5,8 +5,9 @@
 use std::sync::Mutex;
 
 use prescient::{
+    core::ReplicaState,
     crd::{ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, ScaleTargetRef},
-    edges::{MetricsError, MetricsSource, ReplicaState, ScaleError, ScaleTarget, TargetRef},
+    edges::{MetricsError, MetricsSource, ScaleError, ScaleTarget, TargetRef},
     reconcile::{Autoscaler, sync_once},
     spec::ScalingSpec,
 };

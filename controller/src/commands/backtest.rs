@@ -20,7 +20,7 @@ use prescient_model::{BacktestOptions, backtest};
 use crate::{
     commands::forecast::{horizon_steps, shortfall},
     duration::HumanDuration,
-    trace::{read_trace, trace_series},
+    edges::trace::{read_trace, trace_series},
 };
 
 /// Arguments of `prescient backtest`.

@@ -4,30 +4,26 @@
 //! same loop with no forecast, i.e. the HPA rule), with the dashboard live at a printed 127.0.0.1 URL.
 //! No cluster, no Prometheus, no files needed. `--duration` or Ctrl-C ends it with a summary.
 
-use std::{
-    path::PathBuf,
-    pin::Pin,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
 use crate::{
     crd::{
-        Condition, ForecastSpec, ForecastSummary, MetricSpec, Mode, PredictiveAutoscalerSpec,
-        PredictiveAutoscalerStatus, ScaleTargetRef,
+        ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, PredictiveAutoscalerStatus, ScaleTargetRef,
     },
     dashboard::{self, DashboardArgs, DashboardStore},
-    duration::{HumanDuration, format_duration},
+    duration::{HumanDuration, format_duration, rfc3339},
     edges::{
-        Clock, ManualClock, MetricsError, MetricsSource, ReplicaState, ScaleError, ScaleTarget, TargetRef,
+        Clock, ManualClock, TargetRef,
+        sim::{CompletedSteps, SimTarget},
+        trace::{TraceSource, parse_trace, read_trace},
     },
     metrics::Metrics,
-    reconcile::{Autoscaler, SyncReport, sync_once},
+    reconcile::{Autoscaler, sync_once},
     sim::{ClusterConfig, SimCluster},
     spec::ScalingSpec,
-    trace::{TraceSource, parse_trace, read_trace},
+    status::status_from_report,
 };
 
 /// The bundled trace: requests per minute to NASA's Kennedy Space Center web server, July 1995.
@@ -60,60 +56,6 @@ pub struct Args {
     pub startup_delay: HumanDuration,
 }
 
-/// A simulated cluster shared between the demo loop (which advances its time) and the reconcile loop
-/// (which scales it through [`ScaleTarget`]).
-#[derive(Debug, Clone)]
-pub struct SimTarget(pub Arc<Mutex<SimCluster>>);
-
-impl SimTarget {
-    pub fn new(cluster: SimCluster) -> Self {
-        Self(Arc::new(Mutex::new(cluster)))
-    }
-
-    /// Runs `f` on the cluster; a poisoned lock still holds a consistent cluster (its methods don't panic
-    /// half-way), so it is used as is.
-    pub fn with<R>(&self, f: impl FnOnce(&mut SimCluster) -> R) -> R {
-        let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut guard)
-    }
-}
-
-impl ScaleTarget for SimTarget {
-    async fn replicas(&self, _target: &TargetRef) -> Result<ReplicaState, ScaleError> {
-        Ok(self.with(|c| c.replicas()))
-    }
-
-    async fn set_replicas(&self, _target: &TargetRef, replicas: u32) -> Result<(), ScaleError> {
-        self.with(|c| {
-            let now = c.now();
-            c.set_desired(replicas, now);
-        });
-        Ok(())
-    }
-}
-
-/// A trace seen as Prometheus would see it at virtual `now`: a step's count exists only once its
-/// interval has ended, so the loop never reads the future.
-#[derive(Debug, Clone)]
-pub struct CompletedSteps {
-    pub source: TraceSource,
-    pub step_seconds: i64,
-}
-
-impl MetricsSource for CompletedSteps {
-    async fn range(
-        &self,
-        query: &str,
-        start: i64,
-        end: i64,
-        step: i64,
-    ) -> Result<Vec<(i64, f64)>, MetricsError> {
-        self.source
-            .range(query, start, end - self.step_seconds, step)
-            .await
-    }
-}
-
 /// Under-provisioning and cost of one autoscaler over the replay.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Tally {
@@ -133,10 +75,6 @@ struct Lane {
     cluster: SimTarget,
     status: PredictiveAutoscalerStatus,
     tally: Tally,
-}
-
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
 }
 
 /// The resource of one lane; both lanes have the same, the reactive one only turns its forecast off
@@ -164,22 +102,6 @@ fn lane_resource(name: &str, target_per_replica: f64, step: &str) -> PredictiveA
         behavior: None,
         mode: Mode::Scale,
         sync_period: "30s".to_owned(),
-    }
-}
-
-fn health_condition(report: &SyncReport, previous: Option<&Condition>) -> Condition {
-    let health = &report.outcome.health;
-    let status = if health.is_healthy() { "True" } else { "False" };
-    let last_transition_time = match previous {
-        Some(p) if p.status == status && p.reason == health.reason() => p.last_transition_time.clone(),
-        _ => rfc3339(report.now),
-    };
-    Condition {
-        type_: "ForecastHealthy".to_owned(),
-        status: status.to_owned(),
-        reason: health.reason().to_owned(),
-        message: health.message(),
-        last_transition_time,
     }
 }
 
@@ -222,9 +144,9 @@ impl Lane {
     ) {
         self.cluster.with(|c| c.advance_to(now));
         let report = sync_once(&mut self.autoscaler, source, &self.cluster, now).await;
-        let (state, billed, capacity, events) = self
+        let (billed, capacity, events) = self
             .cluster
-            .with(|c| (c.replicas(), c.billed_replicas(), c.capacity(), c.scale_events()));
+            .with(|c| (c.billed_replicas(), c.capacity(), c.scale_events()));
         let minutes = sync_seconds as f64 / 60.0;
         if demand_now.is_finite() && demand_now > capacity {
             self.tally.underprovisioned_minutes += minutes;
@@ -233,42 +155,8 @@ impl Lane {
         self.tally.scale_events = events;
         self.tally.syncs += 1;
 
-        let outcome = &report.outcome;
-        let decision = &outcome.decision;
-        let previous = self
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "ForecastHealthy")
-            .cloned();
-        self.status = PredictiveAutoscalerStatus {
-            observed_generation: Some(1),
-            current_replicas: Some(state.desired),
-            desired_replicas: Some(decision.desired_replicas),
-            last_scale_time: if report.scaled_to.is_some() {
-                Some(rfc3339(now))
-            } else {
-                self.status.last_scale_time.clone()
-            },
-            model: outcome.model.as_ref().map(|m| m.name.clone()),
-            backtest_mase: outcome.model.as_ref().and_then(|m| m.backtest_mase),
-            forecast: match (
-                decision.demand_at_lead_time,
-                decision.peak_quantile_demand,
-                decision.predictive_replicas,
-            ) {
-                (Some(at_lead), Some(peak), Some(replicas)) => Some(ForecastSummary {
-                    made_at: rfc3339(now),
-                    current_demand: outcome.observed_demand,
-                    demand_at_lead_time: at_lead,
-                    peak_quantile_demand: peak,
-                    predictive_replicas: replicas,
-                }),
-                _ => None,
-            },
-            decision_reason: Some(decision.reason.as_str().to_owned()),
-            conditions: vec![health_condition(&report, previous.as_ref())],
-        };
+        // The same status builder as the operator's, so the demo's conditions read as a cluster's would.
+        self.status = status_from_report(&report, &self.status, Some(1), self.resource.mode);
         sinks.metrics.observe_sync(NAMESPACE, self.name, &report);
         sinks.store.record(
             NAMESPACE,
@@ -564,15 +452,5 @@ mod tests {
         assert_eq!(round_significant(10.25 * 0.8, 4), 8.2);
         assert_eq!(round_significant(0.012345, 2), 0.012);
         assert_eq!(round_significant(123456.0, 3), 123000.0);
-    }
-
-    #[tokio::test]
-    async fn completed_steps_never_returns_the_current_step() {
-        let source = CompletedSteps {
-            source: TraceSource::new(vec![(0, 1.0), (60, 2.0), (120, 3.0)]),
-            step_seconds: 60,
-        };
-        let points = source.range("q", 0, 120, 60).await.unwrap();
-        assert_eq!(points, vec![(0, 1.0), (60, 2.0)]);
     }
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::{
     core::steps_duration,
-    duration::{HumanDuration, format_duration},
-    trace::{read_trace, trace_series},
+    duration::{HumanDuration, format_duration, rfc3339},
+    edges::trace::{read_trace, trace_series},
 };
 
 /// Arguments of `prescient forecast`.
@@ -139,8 +139,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "timestamp", "mean", "lower", "upper"
     );
     for p in &output.forecast {
-        let time = jiff::Timestamp::from_second(p.timestamp)
-            .map_or_else(|_| p.timestamp.to_string(), |t| t.to_string());
+        let time = rfc3339(p.timestamp);
         println!("{time:<22} {:>12.2} {:>12.2} {:>12.2}", p.mean, p.lower, p.upper);
     }
     Ok(())

@@ -15,30 +15,31 @@
 //! Prometheus' TSDB (with `promtool`) as the `http_requests_total` counter it would have scraped, laid out
 //! on the same compressed clock and ending when the run starts, so the forecaster sees past "days" from
 //! its first sync, as it would with a service's real Prometheus history.
+//!
+//! This module only wires: the processes it starts are managed by [`crate::edges::local`] (Prometheus,
+//! backfill, `loadgen`) and [`crate::edges::process_pool`] (the replicas).
 
 use std::{
-    fmt::Write as _,
     path::{Path, PathBuf},
-    process::Stdio,
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 use prescient_model::ModelChoice;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
 
 use crate::{
-    duration::{HumanDuration, format_duration},
-    edges::TargetRef,
-    process_pool::{PoolConfig, ProcessPool},
-    prometheus::{PrometheusOptions, PrometheusSource},
+    crd::{Mode, PredictiveAutoscalerStatus},
+    duration::{HumanDuration, format_duration, format_millis},
+    edges::{
+        TargetRef,
+        local::{BackfillLayout, Loadgen, LoadgenConfig, LocalPrometheus, backfill},
+        process_pool::{PoolConfig, ProcessPool},
+        prometheus::{PrometheusOptions, PrometheusSource},
+        trace::read_trace,
+    },
     reconcile::{Autoscaler, SyncReport, sync_once},
     spec::{ScalingBehavior, ScalingSpec, parse_model_choice},
-    trace::read_trace,
+    status::status_from_report,
 };
 
 /// Arguments of `prescient local`.
@@ -158,173 +159,15 @@ fn sibling_binary(explicit: Option<&PathBuf>, name: &str) -> anyhow::Result<Path
     Ok(path)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 fn unix_now() -> f64 {
     jiff::Timestamp::now().as_duration().as_secs_f64()
 }
 
-fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
-}
-
-/// Rows of a trace as (offset from the first row in seconds, requests per second) per interval.
-fn trace_rates(points: &[(i64, f64)]) -> anyhow::Result<(i64, Vec<f64>)> {
-    let mut sorted = points.to_vec();
-    sorted.sort_by_key(|(t, _)| *t);
-    let mut gaps: Vec<i64> = sorted
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .filter(|g| *g > 0)
-        .collect();
-    gaps.sort_unstable();
-    let Some(&step) = gaps.get(gaps.len() / 2) else {
-        bail!("the trace needs at least two rows")
-    };
-    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
-        bail!("empty trace")
-    };
-    let slots = usize::try_from((last.0 - first.0) / step + 1).unwrap_or(0);
-    let mut rates = vec![0.0; slots];
-    for (t, v) in &sorted {
-        if let Some(rate) = usize::try_from((t - first.0) / step)
-            .ok()
-            .and_then(|i| rates.get_mut(i))
-            && v.is_finite()
-        {
-            *rate = v / step as f64;
-        }
-    }
-    Ok((step, rates))
-}
-
-/// OpenMetrics text of the `http_requests_total` counter a scrape of the replayed trace before
-/// `start_at` would have produced, on the compressed clock ending at `end_unix`.
-fn backfill_openmetrics(
-    args: &Args,
-    points: &[(i64, f64)],
-    end_unix: f64,
-    history: Duration,
-) -> anyhow::Result<String> {
-    let (step, rates) = trace_rates(points)?;
-    let start_offset = args.start_at.0.as_secs_f64();
-    let interval = args.scrape_interval.0.as_secs_f64().max(0.1);
-    let first_offset = (start_offset - history.as_secs_f64() * args.speed).max(0.0);
-    let mut text = String::from(
-        "# HELP http_requests HTTP requests (backfilled from the trace).\n# TYPE http_requests counter\n",
-    );
-    let mut counter = 0.0;
-    let mut wall = end_unix - (start_offset - first_offset) / args.speed;
-    while wall < end_unix {
-        let offset = start_offset + (wall - end_unix) * args.speed;
-        let slot = (offset / step as f64).floor();
-        let rate = if slot >= 0.0 {
-            rates.get(slot as usize).copied().unwrap_or(0.0)
-        } else {
-            0.0
-        };
-        counter += rate * args.scale * interval;
-        writeln!(
-            text,
-            "http_requests_total{{job=\"sample-app\",instance=\"backfill\",route=\"/catalogue\",code=\"200\"}} {counter:.3} {wall:.3}"
-        )?;
-        wall += interval;
-    }
-    text.push_str("# EOF\n");
-    Ok(text)
-}
-
-/// Writes the backfill as OpenMetrics and turns it into TSDB blocks in Prometheus' data folder.
-async fn backfill(
-    args: &Args,
-    points: &[(i64, f64)],
-    end_unix: f64,
-    history: Duration,
-    dir: &Path,
-) -> anyhow::Result<()> {
-    let text = backfill_openmetrics(args, points, end_unix, history)?;
-    let input = dir.join("backfill.om");
-    std::fs::write(&input, text).context("cannot write backfill.om")?;
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).context("cannot create Prometheus' data folder")?;
-    let output = Command::new(&args.promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&input)
-        .arg(&data)
-        .output()
-        .await
-        .context("cannot run promtool")?;
-    if !output.status.success() {
-        bail!("promtool failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(())
-}
-
-/// Everything the run started; stopped in [`Running::stop`], killed on drop otherwise.
+/// Everything the run started beside the pool; stopped at the end of [`run_in`], killed on drop
+/// otherwise.
 struct Running {
-    prometheus: Child,
-    loadgen: Option<Child>,
-    loadgen_output: Arc<Mutex<Vec<String>>>,
-}
-
-async fn stop_child(child: &mut Child, grace: Duration) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-    }
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-    }
-}
-
-async fn start_prometheus(args: &Args, dir: &Path, pool: &PoolConfig) -> anyhow::Result<(Child, String)> {
-    if !args.prometheus.is_file() {
-        bail!(
-            "Prometheus not found at {} (Debian: apt-get install prometheus)",
-            args.prometheus.display()
-        );
-    }
-    let port = free_port()?;
-    let interval = millis(args.scrape_interval.0);
-    let config = format!(
-        "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n  - job_name: sample-app\n    file_sd_configs:\n      - files: [{targets:?}]\n        refresh_interval: 1s\n  - job_name: loadgen\n    file_sd_configs:\n      - files: [{loadgen:?}]\n        refresh_interval: 1s\n",
-        targets = pool.targets_file().display().to_string(),
-        loadgen = dir.join("loadgen-targets.json").display().to_string(),
-    );
-    let config_path = dir.join("prometheus.yml");
-    std::fs::write(&config_path, config).context("cannot write prometheus.yml")?;
-    let log = std::fs::File::create(dir.join("prometheus.log")).context("cannot create prometheus.log")?;
-    let child = Command::new(&args.prometheus)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--storage.tsdb.retention.time=30d")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {}", args.prometheus.display()))?;
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{url}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok((child, url));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!(
-        "Prometheus did not become ready within 10 s; see {}",
-        dir.join("prometheus.log").display()
-    )
+    prometheus: LocalPrometheus,
+    loadgen: Option<Loadgen>,
 }
 
 fn spec_from_args(args: &Args) -> anyhow::Result<ScalingSpec> {
@@ -362,7 +205,14 @@ fn spec_from_args(args: &Args) -> anyhow::Result<ScalingSpec> {
     })
 }
 
-fn sync_event(report: &SyncReport, trace_offset: f64, pool: &ProcessPool) -> serde_json::Value {
+/// One sync as a JSON event; `conditions` are those of [`status_from_report`], as the operator would write
+/// them.
+fn sync_event(
+    report: &SyncReport,
+    status: &PredictiveAutoscalerStatus,
+    trace_offset: f64,
+    pool: &ProcessPool,
+) -> serde_json::Value {
     let outcome = &report.outcome;
     let decision = &outcome.decision;
     let state = pool.state();
@@ -389,6 +239,7 @@ fn sync_event(report: &SyncReport, trace_offset: f64, pool: &ProcessPool) -> ser
         "metrics_error": report.metrics_error.as_ref().map(|e| e.to_string()),
         "scale_error": report.scale_error.as_ref().map(|e| e.to_string()),
         "pids": pool.pids(),
+        "conditions": status.conditions,
     })
 }
 
@@ -471,7 +322,7 @@ async fn run_in(
     pool_config.max_replicas = args.max_replicas.max(args.replicas);
     pool_config.args = vec![
         "--startup-delay".into(),
-        millis(args.startup_delay.0),
+        format_millis(args.startup_delay.0),
         "--concurrency".into(),
         args.concurrency.to_string(),
         "--work-us".into(),
@@ -479,7 +330,7 @@ async fn run_in(
         "--io-wait-us".into(),
         args.io_wait_us.to_string(),
         "--queue-timeout".into(),
-        millis(args.queue_timeout.0),
+        format_millis(args.queue_timeout.0),
     ];
     let pool = ProcessPool::new(pool_config.clone())?;
     pool.scale_to(args.replicas).await?;
@@ -507,7 +358,14 @@ async fn run_in(
                 args.promtool.display()
             );
         };
-        if let Err(error) = backfill(args, points, origin_end, spec.history, dir).await {
+        let layout = BackfillLayout {
+            start_at: args.start_at.0,
+            speed: args.speed,
+            scale: args.scale,
+            scrape_interval: args.scrape_interval.0,
+            history: spec.history,
+        };
+        if let Err(error) = backfill(&args.promtool, &layout, points, origin_end, dir).await {
             pool.shutdown().await;
             return Err(error);
         }
@@ -519,7 +377,14 @@ async fn run_in(
     let offset_at = move |wall: f64| start_offset + (wall - origin_end) * speed;
 
     // 3. Prometheus.
-    let (prometheus, prometheus_url) = match start_prometheus(args, dir, &pool_config).await {
+    let prometheus = match LocalPrometheus::start(
+        &args.prometheus,
+        dir,
+        args.scrape_interval.0,
+        &pool_config.targets_file(),
+    )
+    .await
+    {
         Ok(started) => started,
         Err(error) => {
             pool.shutdown().await;
@@ -529,33 +394,18 @@ async fn run_in(
     let mut running = Running {
         prometheus,
         loadgen: None,
-        loadgen_output: Arc::default(),
     };
-    let outcome = drive(
-        args,
-        spec,
-        dir,
-        &pool,
-        &mut running,
-        &prometheus_url,
-        loadgen_bin,
-        offset_at,
-    )
-    .await;
+    let outcome = drive(args, spec, dir, &pool, &mut running, loadgen_bin, offset_at).await;
 
     // 5. Clean-up, whatever happened.
     if let Some(loadgen) = &mut running.loadgen {
-        stop_child(loadgen, Duration::from_secs(5)).await;
+        loadgen.stop(Duration::from_secs(5)).await;
     }
     // The reader task may still be collecting loadgen's last lines.
     tokio::time::sleep(Duration::from_millis(200)).await;
     pool.shutdown().await;
-    stop_child(&mut running.prometheus, Duration::from_secs(5)).await;
-    let loadgen_summary: Option<serde_json::Value> = running
-        .loadgen_output
-        .lock()
-        .ok()
-        .and_then(|lines| lines.iter().rev().find_map(|l| serde_json::from_str(l).ok()));
+    running.prometheus.stop(Duration::from_secs(5)).await;
+    let loadgen_summary = running.loadgen.as_ref().and_then(Loadgen::summary);
     let summary = serde_json::json!({
         "event": "summary",
         "loadgen": loadgen_summary,
@@ -578,74 +428,36 @@ async fn run_in(
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     args: &Args,
     spec: ScalingSpec,
     dir: &Path,
     pool: &ProcessPool,
     running: &mut Running,
-    prometheus_url: &str,
     loadgen_bin: Option<PathBuf>,
     offset_at: impl Fn(f64) -> f64,
 ) -> anyhow::Result<()> {
     // 4. Load and the controller loop.
+    let prometheus_url = running.prometheus.url().to_owned();
+    let prometheus_pid = running.prometheus.pid();
     let started_at = unix_now();
-    if let (Some(bin), Some(trace)) = (loadgen_bin, &args.trace) {
+    if let (Some(binary), Some(trace)) = (loadgen_bin, &args.trace) {
         let loadgen_start = offset_at(started_at);
-        let mut command = Command::new(bin);
-        command
-            .arg("--trace")
-            .arg(trace)
-            .arg("--endpoints")
-            .arg(pool.config().endpoints_file())
-            .args([
-                "--speed",
-                &args.speed.to_string(),
-                "--scale",
-                &args.scale.to_string(),
-            ])
-            .args([
-                "--start-at",
-                &format!("{}ms", (loadgen_start * 1000.0).round().max(0.0) as u64),
-            ])
-            .args(["--metrics-addr", "127.0.0.1:0", "--json"])
-            .args(["--parent-pid", &std::process::id().to_string()])
-            .arg("--timeline")
-            .arg(dir.join("loadgen-timeline.csv"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("loadgen.log"))?))
-            .kill_on_drop(true);
-        if let Some(duration) = args.duration {
-            command.args(["--duration", &format!("{}ms", duration.0.as_millis())]);
-        }
-        let mut child = command.spawn().context("cannot start loadgen")?;
-        if let Some(stdout) = child.stdout.take() {
-            let output = running.loadgen_output.clone();
-            let targets = dir.join("loadgen-targets.json");
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(addr) = line
-                        .strip_prefix("metrics on http://")
-                        .and_then(|l| l.strip_suffix("/metrics"))
-                    {
-                        let json = serde_json::json!([{ "targets": [addr], "labels": { "job": "loadgen" } }]);
-                        let _ = std::fs::write(&targets, json.to_string());
-                    }
-                    if let Ok(mut all) = output.lock() {
-                        all.push(line);
-                    }
-                }
-            });
-        }
+        let child = Loadgen::start(&LoadgenConfig {
+            binary,
+            trace: trace.clone(),
+            endpoints_file: pool.config().endpoints_file(),
+            speed: args.speed,
+            scale: args.scale,
+            start_offset_seconds: loadgen_start,
+            duration: args.duration.map(|d| d.0),
+            dir: dir.to_path_buf(),
+        })?;
         let started = serde_json::json!({
             "event": "started",
             "prometheus_url": prometheus_url,
-            "prometheus_pid": running.prometheus.id(),
-            "loadgen_pid": child.id(),
+            "prometheus_pid": prometheus_pid,
+            "loadgen_pid": child.pid(),
             "loadgen_start_offset_seconds": loadgen_start,
             "loadgen_started_unix": started_at,
             "speed": args.speed,
@@ -663,7 +475,7 @@ async fn drive(
         }
     } else {
         let started = serde_json::json!({
-            "event": "started", "prometheus_url": prometheus_url, "prometheus_pid": running.prometheus.id(),
+            "event": "started", "prometheus_url": prometheus_url, "prometheus_pid": prometheus_pid,
             "loadgen_pid": null, "speed": args.speed, "dir": dir.display().to_string(),
         });
         if args.json {
@@ -673,7 +485,7 @@ async fn drive(
         }
     }
 
-    let metrics = PrometheusSource::new(prometheus_url, PrometheusOptions::default())?;
+    let metrics = PrometheusSource::new(&prometheus_url, PrometheusOptions::default())?;
     let target = TargetRef {
         namespace: "local".into(),
         api_version: "v1".into(),
@@ -681,6 +493,12 @@ async fn drive(
         name: "sample-app".into(),
     };
     let mut autoscaler = Autoscaler::new(spec.clone(), args.query.clone(), target);
+    let mode = if spec.scale_enabled {
+        Mode::Scale
+    } else {
+        Mode::ForecastOnly
+    };
+    let mut status = PredictiveAutoscalerStatus::default();
     let end = args.duration.map(|d| tokio::time::Instant::now() + d.0);
     let mut ticker = tokio::time::interval(spec.sync_period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -699,14 +517,15 @@ async fn drive(
             break;
         }
         if let Some(loadgen) = &mut running.loadgen
-            && let Ok(Some(_)) = loadgen.try_wait()
+            && loadgen.has_exited()
         {
             // The trace is over.
             break;
         }
         let now = unix_now();
         let report = sync_once(&mut autoscaler, &metrics, pool, now.floor() as i64).await;
-        print_sync(args.json, &sync_event(&report, offset_at(now), pool));
+        status = status_from_report(&report, &status, None, mode);
+        print_sync(args.json, &sync_event(&report, &status, offset_at(now), pool));
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! One module per `prescient` subcommand: each defines its clap `Args` and an async `run`.
+//! One module per `prescient` subcommand: each defines its clap `Args` and an async `run` that parses
+//! flags and wires parts together (adapters from [`crate::edges`], the core, the loop, the status
+//! builder). No edge implementation or child process lives here (`tests/architecture.rs` checks it).
 //! `main.rs` only wires them.
 
 pub mod backtest;

@@ -21,10 +21,12 @@ use tracing::Instrument as _;
 
 use crate::{
     dashboard::{self, DashboardArgs, DashboardStore},
-    edges::SystemClock,
+    edges::{
+        SystemClock,
+        prometheus::{PrometheusOptions, PrometheusSource},
+    },
     metrics::Metrics,
     operator::{self, Context},
-    prometheus::{PrometheusOptions, PrometheusSource},
     telemetry::{self, LogFormat},
 };
 

@@ -11,9 +11,9 @@ use serde::Serialize;
 use crate::{
     core::SharedFits,
     duration::HumanDuration,
+    edges::trace::{read_trace, trace_series},
     sim::{self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings, report},
     spec::parse_model_choice,
-    trace::{read_trace, trace_series},
 };
 
 /// Which policies to replay.

@@ -4,7 +4,8 @@
 //!
 //! - [`SimCluster`]: pods become ready `startupDelay` (plus jitter) after they are asked for; ready pods
 //!   serve `capacityPerReplica` each; scale-down is immediate or graceful (terminating pods stop serving
-//!   at once but are paid for until they are gone). The demo wraps it as a `ScaleTarget`.
+//!   at once but are paid for until they are gone). [`crate::edges::sim::SimTarget`] wraps it as a
+//!   `ScaleTarget` for the demo.
 //! - [`simulate`]: replays a trace through one [`SimPolicy`]: `predictive` (the real
 //!   [`AutoscalerCore`], refitted on the history seen so far, never the future), `reactive` (the
 //!   Kubernetes HPA v2 algorithm on the lagged observation), `oracle` (knows the future: the lower bound
@@ -23,8 +24,7 @@ use prescient_model::{ModelChoice, TimeSeries};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
-    core::{AutoscalerCore, SharedFits, SyncOutcome},
-    edges::ReplicaState,
+    core::{AutoscalerCore, ReplicaState, SharedFits, SyncOutcome},
     policy::{self, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::{ScalingBehavior, ScalingSpec},
 };

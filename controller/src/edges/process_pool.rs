@@ -29,7 +29,8 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::edges::{ReplicaState, ScaleError, ScaleTarget, TargetRef};
+use super::{ScaleError, ScaleTarget, TargetRef};
+use crate::core::ReplicaState;
 
 /// Why the pool could not be created or a replica could not be started.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,25 @@
-//! The small traits at the IO edges. The decision core never calls them itself: the reconcile loop
-//! (operator, demo) fetches through them, runs the pure core, and writes back through them.
+//! The IO edges: the small traits through which the reconcile loop reads demand and replicas and
+//! writes replicas, and every implementation of them. The decision core never calls them itself: the
+//! reconcile loop (operator, demo, local run) fetches through them, runs the pure core, and writes back
+//! through them.
 //!
-//! - [`MetricsSource`]: Prometheus (`prometheus` module), a trace file (`trace` module).
-//! - [`ScaleTarget`]: Kubernetes `/scale` (`kubernetes` module), the simulated cluster (`sim`), the local
-//!   process pool (`process_pool`).
+//! - [`MetricsSource`]: Prometheus ([`prometheus`]), a trace file ([`trace`]), a trace seen at virtual
+//!   time ([`sim::CompletedSteps`]).
+//! - [`ScaleTarget`]: Kubernetes `/scale` ([`kubernetes`]), the simulated cluster ([`sim::SimTarget`]),
+//!   the local process pool ([`process_pool`]).
 //! - [`Clock`]: wall time ([`SystemClock`]) or virtual time ([`ManualClock`], used by the demo and tests).
+//!
+//! Beside them, [`local`] runs the other processes of `prescient local`: a real Prometheus (with its
+//! history backfilled from a trace) and `loadgen`.
+
+pub mod kubernetes;
+pub mod local;
+pub mod process_pool;
+pub mod prometheus;
+pub mod sim;
+pub mod trace;
+
+use crate::core::ReplicaState;
 
 use std::{
     future::Future,
@@ -21,15 +36,6 @@ pub struct TargetRef {
     pub api_version: String,
     pub kind: String,
     pub name: String,
-}
-
-/// Replicas of a target: what its spec asks for and how many are ready to serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ReplicaState {
-    /// `spec.replicas` (provisioned: ready or still starting).
-    pub desired: u32,
-    /// Ready replicas (serving).
-    pub ready: u32,
 }
 
 /// Why a metrics query failed; each maps to a condition reason.

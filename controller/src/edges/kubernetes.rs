@@ -18,7 +18,8 @@ use kube::{
     discovery,
 };
 
-use crate::edges::{ReplicaState, ScaleError, ScaleTarget, TargetRef};
+use super::{ScaleError, ScaleTarget, TargetRef};
+use crate::core::ReplicaState;
 
 /// How often a conflicting write is re-read and retried before [`ScaleError::Conflict`] is returned.
 pub const CONFLICT_RETRIES: usize = 3;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use prometheus_http_query::{Client, Error as PromError, response::Data};
 
-use crate::edges::{MetricsError, MetricsSource};
+use super::{MetricsError, MetricsSource};
 
 /// Why a [`PrometheusSource`] could not be built.
 #[derive(Debug, thiserror::Error)]

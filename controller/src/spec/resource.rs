@@ -1,135 +1,33 @@
-//! The validated, pure form of an autoscaler's spec that the policy, the reconcile core and the simulator
-//! use. `ScalingSpec::from_resource` turns the custom resource's strings into typed values, or says what
-//! is wrong with it (an invalid spec becomes a condition and an event, never a scaling action).
+//! The custom resource mapped onto the pure spec: [`ScalingSpec::from_resource`] validates a
+//! `PredictiveAutoscaler`'s spec ([`crate::crd`]) into a [`ScalingSpec`], or says which field is wrong
+//! and why.
 
 use std::time::Duration;
 
-use prescient_model::{ModelChoice, ModelKind};
-
+use super::{DirectionRules, RatePolicy, ScalingBehavior, ScalingSpec, SpecError, parse_model_choice};
 use crate::{
-    crd::{self, PolicyType, PredictiveAutoscalerSpec, SelectPolicy},
+    core::{PolicyType, SelectPolicy},
+    crd::{self, PredictiveAutoscalerSpec},
     duration::parse_duration,
 };
 
-/// A spec that cannot be used, with the field and the offending value.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("spec.{field}: {message}")]
-pub struct SpecError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl SpecError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
+impl From<crd::PolicyType> for PolicyType {
+    fn from(policy_type: crd::PolicyType) -> Self {
+        match policy_type {
+            crd::PolicyType::Pods => Self::Pods,
+            crd::PolicyType::Percent => Self::Percent,
         }
     }
 }
 
-/// One HPA scaling policy: at most `value` pods (or percent of current) per `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RatePolicy {
-    pub policy_type: PolicyType,
-    pub value: u32,
-    pub period: Duration,
-}
-
-/// Rules of one direction with the HPA's defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectionRules {
-    pub stabilization_window: Duration,
-    pub select_policy: SelectPolicy,
-    pub policies: Vec<RatePolicy>,
-}
-
-/// Scale-up and scale-down rules, HPA semantics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScalingBehavior {
-    pub scale_up: DirectionRules,
-    pub scale_down: DirectionRules,
-}
-
-impl Default for ScalingBehavior {
-    /// The Kubernetes HPA defaults: scale up by max(100 %, 4 pods) per 15 s with no stabilization;
-    /// scale down by up to 100 % per 15 s after a 300 s stabilization window.
-    fn default() -> Self {
-        Self {
-            scale_up: DirectionRules {
-                stabilization_window: Duration::ZERO,
-                select_policy: SelectPolicy::Max,
-                policies: vec![
-                    RatePolicy {
-                        policy_type: PolicyType::Percent,
-                        value: 100,
-                        period: Duration::from_secs(15),
-                    },
-                    RatePolicy {
-                        policy_type: PolicyType::Pods,
-                        value: 4,
-                        period: Duration::from_secs(15),
-                    },
-                ],
-            },
-            scale_down: DirectionRules {
-                stabilization_window: Duration::from_secs(300),
-                select_policy: SelectPolicy::Max,
-                policies: vec![RatePolicy {
-                    policy_type: PolicyType::Percent,
-                    value: 100,
-                    period: Duration::from_secs(15),
-                }],
-            },
+impl From<crd::SelectPolicy> for SelectPolicy {
+    fn from(select_policy: crd::SelectPolicy) -> Self {
+        match select_policy {
+            crd::SelectPolicy::Max => Self::Max,
+            crd::SelectPolicy::Min => Self::Min,
+            crd::SelectPolicy::Disabled => Self::Disabled,
         }
     }
-}
-
-/// Everything the pure decision path needs, typed and validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalingSpec {
-    pub min_replicas: u32,
-    pub max_replicas: u32,
-    /// Demand one replica serves within its SLO (the metric's unit, e.g. requests per second).
-    pub target_per_replica: f64,
-    pub history: Duration,
-    pub step: Duration,
-    pub horizon: Duration,
-    /// Pod start-up plus margin.
-    pub lead_time: Duration,
-    pub model: ModelChoice,
-    /// Forecast quantile to provision for, in (0, 1).
-    pub quantile: f64,
-    pub refit_interval: Duration,
-    pub sync_period: Duration,
-    pub behavior: ScalingBehavior,
-    /// `false` in `ForecastOnly` mode: decide and report, never scale.
-    pub scale_enabled: bool,
-    /// `false` turns the forecast off: the reactive (HPA) rule decides alone. The demo's and the
-    /// simulator's reactive baselines use it; a custom resource always forecasts.
-    pub forecast_enabled: bool,
-}
-
-/// The HPA's tolerance: reactive changes smaller than 10 % of the ratio are ignored.
-pub const REACTIVE_TOLERANCE: f64 = 0.1;
-
-/// Parses a model name as used in the CRD and the CLI.
-pub fn parse_model_choice(name: &str) -> Result<ModelChoice, String> {
-    let kind = match name {
-        "auto" => return Ok(ModelChoice::Auto),
-        "naive" => ModelKind::Naive,
-        "seasonal_naive" => ModelKind::SeasonalNaive,
-        "holt_winters" => ModelKind::HoltWinters,
-        "mstl" => ModelKind::Mstl,
-        "linear" => ModelKind::Linear,
-        "svr" => ModelKind::Svr,
-        other => {
-            return Err(format!(
-                "unknown model {other:?}; expected auto, naive, seasonal_naive, holt_winters, mstl, linear or svr"
-            ));
-        }
-    };
-    Ok(ModelChoice::Named(kind))
 }
 
 fn positive_duration(field: &'static str, text: &str) -> Result<Duration, SpecError> {
@@ -164,7 +62,7 @@ fn direction_rules(
                     ))
                 } else {
                     Ok(RatePolicy {
-                        policy_type: p.policy_type,
+                        policy_type: p.policy_type.into(),
                         value: p.value,
                         period: Duration::from_secs(u64::from(p.period_seconds)),
                     })
@@ -184,7 +82,7 @@ fn direction_rules(
     };
     Ok(DirectionRules {
         stabilization_window,
-        select_policy: rules.select_policy.unwrap_or(default.select_policy),
+        select_policy: rules.select_policy.map_or(default.select_policy, Into::into),
         policies,
     })
 }

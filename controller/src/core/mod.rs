@@ -5,6 +5,9 @@
 //!
 //! "Not enough history", "stale data" and "fit failed" are health states of the outcome, not errors:
 //! the reactive floor acts alone (or replicas are held) and the health says why.
+//!
+//! The core owns its value types ([`ReplicaState`], [`PolicyType`], [`SelectPolicy`]), so it, the policy
+//! and the simulator depend on nothing of the CRD or the IO edges.
 
 use std::{
     collections::HashMap,
@@ -18,8 +21,11 @@ use std::{
 
 use prescient_model::{FitOptions, FittedForecaster, Forecast, ModelChoice, ModelError, TimeSeries, fit};
 
+mod types;
+
+pub use types::{PolicyType, ReplicaState, SelectPolicy};
+
 use crate::{
-    edges::ReplicaState,
     policy::{self, Decision, DecisionReason, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::ScalingSpec,
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use prescient_model::TimeSeries;
 
-use crate::edges::{MetricsError, MetricsSource};
+use super::{MetricsError, MetricsSource};
 
 /// A trace that cannot be used.
 #[derive(Debug, thiserror::Error)]
