@@ -75,6 +75,48 @@ pub fn fill_missing(values: &[f64], period: Option<usize>) -> Option<Vec<f64>> {
     Some(out)
 }
 
+/// Points whose median is the reference level of a drop-out test.
+const DROPOUT_REFERENCE: usize = 12;
+/// A zero below a reference level of this many is a drop-out: a Poisson count with that mean is zero
+/// with probability e^-10 < 5e-5, so the zero is a failed scrape or an outage, not quiet demand.
+const DROPOUT_LEVEL: f64 = 10.0;
+
+/// Marks drop-outs as missing (NaN), so that models fill them from one season earlier instead of
+/// learning them: a zero where the median of the last [`DROPOUT_REFERENCE`] values before it (drop-outs
+/// skipped) is at least [`DROPOUT_LEVEL`]. Causal (each point is judged on its past only) and bounded: a
+/// run of zeros longer than `longest` steps (a day, or the primary season) is real, and is kept from
+/// there on.
+pub fn mask_dropouts(values: &[f64], longest: usize) -> Vec<f64> {
+    let mut out = values.to_vec();
+    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
+    let mut sorted = Vec::with_capacity(DROPOUT_REFERENCE);
+    let mut run = 0usize;
+    let mut off = false;
+    for v in &mut out {
+        if !v.is_finite() {
+            continue;
+        }
+        if *v == 0.0 && recent.len() == DROPOUT_REFERENCE && run < longest && !off {
+            sorted.clear();
+            sorted.extend(recent.iter().copied());
+            sorted.sort_by(f64::total_cmp);
+            if sorted[DROPOUT_REFERENCE / 2] >= DROPOUT_LEVEL {
+                run += 1;
+                *v = f64::NAN;
+                continue;
+            }
+        }
+        // A run of zeros that reached the limit stays real until demand returns.
+        off = *v == 0.0 && (off || run >= longest);
+        run = 0;
+        if recent.len() == DROPOUT_REFERENCE {
+            recent.pop_front();
+        }
+        recent.push_back(*v);
+    }
+    out
+}
+
 fn mean(x: &[f64]) -> f64 {
     if x.is_empty() {
         0.0
@@ -170,11 +212,65 @@ struct HwState {
     level: f64,
     trend: f64,
     season: Vec<f64>,
-    /// Sum of squared one-step errors after the first cycle.
+    /// Sum of squared (clipped) one-step errors after the first cycle: the robust fitting objective.
     sse: f64,
 }
 
-/// Runs the additive damped Holt-Winters recursions over `y` (season length `m`, 0 = none).
+/// A one-step error beyond this many times the running mean absolute error is an outlier: it moves the
+/// state only by the clipped amount (a Huber-type filter, as in Gelper, Fried and Croux's robust
+/// Holt-Winters), unless it is part of a level shift.
+const CLIP: f64 = 4.0;
+/// This many consecutive outliers on the same side are a level shift, not outliers: the level is reset to
+/// the latest observation, so a shift is followed within this many steps.
+const SHIFT_RUN: usize = 3;
+/// Weight of the newest clipped error in the running mean absolute error.
+const SCALE_WEIGHT: f64 = 0.05;
+
+/// The Huber-type clipping of one-step errors, with the level-shift rule.
+struct Clipper {
+    /// Running mean absolute (clipped) one-step error.
+    scale: f64,
+    /// Consecutive outliers, signed (positive: above the forecast).
+    run: i64,
+}
+
+impl Clipper {
+    fn new(y: &[f64]) -> Self {
+        // Start from the mean absolute one-step change, a robust-enough first scale of the noise.
+        let k = y.len().min(200);
+        let scale = if k >= 2 {
+            y[..k].windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (k - 1) as f64
+        } else {
+            0.0
+        };
+        Self { scale, run: 0 }
+    }
+
+    /// The error the state is updated with, and whether the level must jump to the observation.
+    fn clip(&mut self, error: f64) -> (f64, bool) {
+        let bound = CLIP * self.scale;
+        if bound.is_nan() || bound <= 0.0 || error.abs() <= bound {
+            self.run = 0;
+            self.scale += SCALE_WEIGHT * (error.abs() - self.scale);
+            return (error, false);
+        }
+        let side = if error > 0.0 { 1 } else { -1 };
+        self.run = if self.run.signum() == side {
+            self.run + side
+        } else {
+            side
+        };
+        self.scale += SCALE_WEIGHT * (bound - self.scale);
+        let shift = self.run.unsigned_abs() as usize >= SHIFT_RUN;
+        if shift {
+            self.run = 0;
+        }
+        (error.clamp(-bound, bound), shift)
+    }
+}
+
+/// Runs the additive damped Holt-Winters recursions over `y` (season length `m`, 0 = none), with
+/// outlier-clipped errors and level shifts followed.
 fn hw_filter(y: &[f64], m: usize, p: Smoothing) -> HwState {
     let n = y.len();
     let (mut level, mut trend, mut season) = if m >= 2 && n >= 2 * m {
@@ -193,27 +289,30 @@ fn hw_filter(y: &[f64], m: usize, p: Smoothing) -> HwState {
         };
         (y.first().copied().unwrap_or(0.0), slope, Vec::new())
     };
+    let mut clipper = Clipper::new(y);
     let mut sse = 0.0;
+    // One step of the recursions; `s` is the seasonal state of the step's phase (0 without a season).
+    let mut update = |value: f64, s: &mut f64, scored: bool, level: &mut f64, trend: &mut f64| {
+        let raw = value - (*level + p.phi * *trend + *s);
+        let (error, shift) = clipper.clip(raw);
+        if scored {
+            sse += error * error;
+        }
+        *level += p.phi * *trend + if shift { raw } else { p.alpha * error };
+        *trend = p.phi * *trend + p.beta * error;
+        *s += p.gamma * error;
+    };
     if season.is_empty() {
+        let mut none = 0.0;
         for (t, &value) in y.iter().enumerate() {
-            let error = value - (level + p.phi * trend);
-            if t >= 1 {
-                sse += error * error;
-            }
-            level += p.phi * trend + p.alpha * error;
-            trend = p.phi * trend + p.beta * error;
+            update(value, &mut none, t >= 1, &mut level, &mut trend);
+            none = 0.0;
         }
     } else {
         // Cycle by cycle, so the season index needs no division.
         for (cycle, chunk) in y.chunks(m).enumerate() {
             for (s, &value) in season.iter_mut().zip(chunk) {
-                let error = value - (level + p.phi * trend + *s);
-                if cycle >= 1 {
-                    sse += error * error;
-                }
-                level += p.phi * trend + p.alpha * error;
-                trend = p.phi * trend + p.beta * error;
-                *s += p.gamma * error;
+                update(value, s, cycle >= 1, &mut level, &mut trend);
             }
         }
     }
@@ -285,10 +384,35 @@ fn fit_holt_winters(input: &FitInput) -> HoltWinters {
     let window = hw_window(period, n);
     let y = tail(input.values, window);
     let m = if y.len() >= 2 * period { period } else { 0 };
-    HoltWinters {
-        params: fit_smoothing(y, m),
-        period: m,
-        window,
+    let flat = fit_smoothing(y, 0);
+    if m == 0 {
+        return HoltWinters {
+            params: flat,
+            period: 0,
+            window,
+        };
+    }
+    // Seasonal or not, by AIC as ETS chooses (a season of m steps costs m initial states and γ): a long,
+    // noisy season fitted on a few cycles is often worse than none.
+    let seasonal = fit_smoothing(y, m);
+    let aic = |sse: f64, scored: usize, parameters: usize| {
+        let scored = scored.max(1) as f64;
+        scored * (sse.max(1e-300) / scored).ln() + 2.0 * parameters as f64
+    };
+    let with_season = aic(hw_filter(y, m, seasonal).sse, y.len() - m, 4 + 2 + m);
+    let without = aic(hw_filter(y, 0, flat).sse, y.len() - 1, 3 + 2);
+    if with_season < without {
+        HoltWinters {
+            params: seasonal,
+            period: m,
+            window,
+        }
+    } else {
+        HoltWinters {
+            params: flat,
+            period: 0,
+            window,
+        }
     }
 }
 
@@ -699,5 +823,42 @@ impl Forecaster for Regression {
                 level + z * self.y_scale
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_amid_busy_demand_are_drop_outs_and_quiet_zeros_are_not() {
+        let mut busy = vec![50.0; 40];
+        busy[20] = 0.0;
+        busy[21] = 0.0;
+        let masked = mask_dropouts(&busy, 100);
+        assert!(masked[20].is_nan() && masked[21].is_nan());
+        assert_eq!(masked[22], 50.0);
+        // Sparse counts: a zero is ordinary.
+        let quiet: Vec<f64> = (0..40).map(|i| f64::from(i % 3)).collect();
+        assert_eq!(mask_dropouts(&quiet, 100), quiet);
+        // A run of zeros longer than the limit is real from there on.
+        let mut off = vec![50.0; 20];
+        off.extend(vec![0.0; 10]);
+        let masked = mask_dropouts(&off, 4);
+        assert!(masked[20..24].iter().all(|v| v.is_nan()));
+        assert!(masked[24..].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn clipping_bounds_outliers_and_lets_a_shift_through() {
+        let mut clipper = Clipper::new(&[10.0, 11.0, 10.0, 11.0]);
+        assert_eq!(clipper.clip(0.5), (0.5, false));
+        let (clipped, shift) = clipper.clip(100.0);
+        assert!(clipped < 10.0 && !shift);
+        let _ = clipper.clip(100.0);
+        assert!(
+            clipper.clip(100.0).1,
+            "the third outlier on one side is a level shift"
+        );
     }
 }

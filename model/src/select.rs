@@ -11,7 +11,7 @@ use crate::{
     BacktestOptions, BacktestReport, FitOptions, FittedForecaster, Forecast, ModelChoice, ModelError,
     ModelKind, ModelScore, TimeSeries,
     calibration::{Calibration, noise_scale, noise_window},
-    models::{FitInput, Forecaster, fill_missing, fit_model},
+    models::{FitInput, Forecaster, fill_missing, fit_model, mask_dropouts},
     seasons::detect_seasons,
 };
 
@@ -129,7 +129,11 @@ impl Prepared {
             from += 1;
         }
         let raw = values[from..].to_vec();
-        let filled = fill_missing(&raw, seasons.first().copied()).ok_or(ModelError::AllMissing)?;
+        let filled = fill_missing(
+            &mask_dropouts(&raw, dropout_limit(history.step_seconds(), &seasons)),
+            seasons.first().copied(),
+        )
+        .ok_or(ModelError::AllMissing)?;
         let n = raw.len();
         let max_origin = n
             .checked_sub(horizon + 1)
@@ -189,6 +193,16 @@ impl Prepared {
     fn actuals(&self, origin: usize) -> &[f64] {
         &self.raw[origin + 1..origin + 1 + self.horizon]
     }
+}
+
+/// Longest run of zeros taken for a drop-out: the primary season, else a day (at least an hour).
+fn dropout_limit(step_seconds: i64, seasons: &[usize]) -> usize {
+    let steps = |seconds: i64| usize::try_from(seconds / step_seconds.max(1)).unwrap_or(1).max(1);
+    seasons
+        .first()
+        .copied()
+        .unwrap_or_else(|| steps(86_400))
+        .max(steps(3600))
 }
 
 /// In-sample MAE of seasonal naive at the daily period (else the primary season, else lag 1).
@@ -381,7 +395,36 @@ fn pinball(actual: f64, quantile_forecast: f64, q: f64) -> f64 {
 struct Candidate {
     members: Vec<usize>,
     forecasts: Vec<Vec<f64>>,
+    /// MASE over all folds (reported).
     mase: f64,
+    /// MASE with recent folds weighted more (what `auto` ranks by).
+    recent: f64,
+}
+
+/// Fold weights of the selection: the newest quarter of the folds carries about half the weight (weights
+/// halve every quarter of the folds, newest first), so `auto` follows a change in which model fits best
+/// without trusting a single recent fold.
+fn recency_weights(folds: usize) -> Vec<f64> {
+    let half_life = (folds as f64 / 4.0).max(1.0);
+    (0..folds).map(|j| 0.5f64.powf(j as f64 / half_life)).collect()
+}
+
+/// MASE with each fold's absolute errors weighted by `weights` (folds newest first).
+fn weighted_mase(prepared: &Prepared, forecasts: &[Vec<f64>], weights: &[f64]) -> f64 {
+    let (mut sum, mut total) = (0.0, 0.0);
+    for ((fold, &origin), w) in forecasts.iter().zip(&prepared.origins).zip(weights) {
+        for (f, a) in fold.iter().zip(prepared.actuals(origin)) {
+            if a.is_finite() {
+                sum += w * (a - f).abs();
+                total += w;
+            }
+        }
+    }
+    if total > 0.0 {
+        sum / total / prepared.mase_scale
+    } else {
+        f64::INFINITY
+    }
 }
 
 fn candidate_name(evaluated: &[Evaluated], members: &[usize]) -> String {
@@ -393,28 +436,30 @@ fn candidate_name(evaluated: &[Evaluated], members: &[usize]) -> String {
     }
 }
 
-/// `auto`: the lowest MASE (ties to the cheaper model), or the mean of the best two or three when that
-/// backtests better.
+/// `auto`: the lowest recency-weighted MASE (ties to the cheaper model), or the mean of the best two or
+/// three when that backtests better.
 fn select(prepared: &Prepared, evaluated: &[Evaluated]) -> Option<Candidate> {
+    let weights = recency_weights(prepared.origins.len());
     let mut ranked: Vec<(usize, f64)> = evaluated
         .iter()
         .enumerate()
-        .map(|(i, e)| (i, point_scores(prepared, &e.forecasts).mase))
+        .map(|(i, e)| (i, weighted_mase(prepared, &e.forecasts, &weights)))
         .collect();
     ranked.retain(|(_, m)| m.is_finite());
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let &(best_index, best_mase) = ranked.first()?;
+    let &(best_index, best_recent) = ranked.first()?;
     // Ties: the cheapest model within TIE of the best.
-    let (best, mase) = ranked
+    let (best, recent) = ranked
         .iter()
-        .filter(|(_, m)| *m <= best_mase * (1.0 + TIE))
+        .filter(|(_, m)| *m <= best_recent * (1.0 + TIE))
         .min_by_key(|(i, _)| evaluated[*i].kind.cost_rank())
         .copied()
-        .unwrap_or((best_index, best_mase));
+        .unwrap_or((best_index, best_recent));
     let mut chosen = Candidate {
         members: vec![best],
         forecasts: evaluated[best].forecasts.clone(),
-        mase,
+        mase: point_scores(prepared, &evaluated[best].forecasts).mase,
+        recent,
     };
     for size in [2, 3] {
         if ranked.len() < size {
@@ -428,12 +473,13 @@ fn select(prepared: &Prepared, evaluated: &[Evaluated]) -> Option<Candidate> {
                     .collect()
             })
             .collect();
-        let mase = point_scores(prepared, &forecasts).mase;
-        if mase < chosen.mase * (1.0 - TIE) {
+        let recent = weighted_mase(prepared, &forecasts, &weights);
+        if recent < chosen.recent * (1.0 - TIE) {
             chosen = Candidate {
                 members,
+                mase: point_scores(prepared, &forecasts).mase,
                 forecasts,
-                mase,
+                recent,
             };
         }
     }
@@ -570,8 +616,15 @@ impl FittedForecaster {
             .max(noise_window(self.horizon));
         let values = history.values();
         let from = values.len().saturating_sub(window);
-        let filled = fill_missing(&values[from..], self.seasons.first().copied())
-            .unwrap_or_else(|| vec![last; values.len() - from]);
+        // Drop-outs are judged on their past and filled from a season earlier: both need the points
+        // before the window.
+        let limit = dropout_limit(self.step_seconds, &self.seasons);
+        let context = from.saturating_sub(limit + self.seasons.first().copied().unwrap_or(0) + 16);
+        let cleaned = mask_dropouts(&values[context..], limit);
+        let filled = match fill_missing(&cleaned, self.seasons.first().copied()) {
+            Some(mut all) => all.split_off(from - context),
+            None => vec![last; values.len() - from],
+        };
         let t0 = history.start_index() + from as i64;
         let mut mean = vec![0.0; horizon_steps];
         for member in &self.members {

@@ -217,3 +217,98 @@ fn three_days_of_real_traffic_give_the_daily_cycle_alone() {
         vec![288]
     );
 }
+
+/// Forecast of `model` fitted on `history` for `horizon` steps (60 folds), applied to `newer`.
+fn forecast_with(model: ModelChoice, history: &[f64], newer: &[f64], step: i64, horizon: usize) -> Vec<f64> {
+    let fitted = fit(
+        &TimeSeries::from_values(0, step, history.to_vec()).unwrap(),
+        &FitOptions {
+            horizon_steps: horizon,
+            model,
+            folds: 60,
+        },
+    )
+    .unwrap();
+    fitted
+        .predict(
+            &TimeSeries::from_values(0, step, newer.to_vec()).unwrap(),
+            horizon,
+        )
+        .unwrap()
+        .mean
+}
+
+#[test]
+fn an_outage_to_zero_does_not_drag_the_forecast_down_after_demand_returns() {
+    // Ten days of a daily cycle at 5 minutes; demand dropped to zero for two hours (a scrape failure or an
+    // outage) ending half an hour before the end, and for two hours a day earlier at the forecast's phase.
+    let (n, horizon) = (288 * 10, 24);
+    let truth = daily_sine(n + horizon);
+    let noise = gaussian(n + horizon, 2.0, 11);
+    let mut observed: Vec<f64> = truth.iter().zip(&noise).map(|(t, e)| t + e).collect();
+    for v in &mut observed[n - 30..n - 6] {
+        *v = 0.0;
+    }
+    for v in &mut observed[n - 288..n - 288 + horizon] {
+        *v = 0.0;
+    }
+    let history = &observed[..n];
+    for model in [
+        ModelChoice::Auto,
+        ModelChoice::Named(ModelKind::SeasonalNaive),
+        ModelChoice::Named(ModelKind::HoltWinters),
+        ModelChoice::Named(ModelKind::Mstl),
+        ModelChoice::Named(ModelKind::Linear),
+    ] {
+        let forecast = forecast_with(model, history, history, 300, horizon);
+        let error = mae(&forecast, &truth[n..]);
+        // The noise alone gives a MAE of about 1.6; a forecast dragged towards zero is off by tens.
+        assert!(
+            error < 6.0,
+            "{model:?}: MAE {error} against the truth, forecast {forecast:?}"
+        );
+    }
+}
+
+#[test]
+fn a_level_shift_is_followed_within_a_few_steps() {
+    // Steady demand around 100 that doubles: a model fitted before the shift, applied to the history four
+    // steps after it, forecasts the new level (not the old one, nor a slow crawl towards the new one).
+    let (n, horizon) = (2000, 6);
+    let noise = gaussian(n + 4, 3.0, 12);
+    let values: Vec<f64> = (0..n + 4)
+        .map(|i| if i < n { 100.0 } else { 200.0 } + noise[i])
+        .collect();
+    for model in [
+        ModelChoice::Auto,
+        ModelChoice::Named(ModelKind::HoltWinters),
+        ModelChoice::Named(ModelKind::Mstl),
+    ] {
+        let forecast = forecast_with(model, &values[..n], &values, 60, horizon);
+        assert!(
+            forecast.iter().all(|f| (f - 200.0).abs() < 15.0),
+            "{model:?}: forecast {forecast:?} after a shift from 100 to 200"
+        );
+    }
+}
+
+#[test]
+fn a_short_burst_does_not_move_the_level() {
+    // Two steps at ten times the level (a retry storm, a bot) are outliers: the level stays where it was.
+    let (n, horizon) = (2000, 6);
+    let noise = gaussian(n, 3.0, 13);
+    let mut values: Vec<f64> = noise.iter().map(|e| 100.0 + e).collect();
+    values[n - 3] = 1000.0;
+    values[n - 2] = 1000.0;
+    let forecast = forecast_with(
+        ModelChoice::Named(ModelKind::HoltWinters),
+        &values[..n - 10],
+        &values,
+        60,
+        horizon,
+    );
+    assert!(
+        forecast.iter().all(|f| (f - 100.0).abs() < 20.0),
+        "forecast {forecast:?} after a two-step burst"
+    );
+}
