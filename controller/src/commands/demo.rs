@@ -17,7 +17,7 @@ use crate::{
     edges::{
         Clock, ManualClock, TargetRef,
         sim::{CompletedSteps, SimTarget},
-        trace::{TraceSource, parse_trace, read_trace},
+        trace::{TraceSource, median_step, parse_trace, read_trace},
     },
     metrics::Metrics,
     reconcile::{Autoscaler, sync_once},
@@ -200,13 +200,7 @@ fn load_replay(trace: Option<&PathBuf>) -> anyhow::Result<Replay> {
     let (Some(&(first, _)), Some(&(last, _))) = (points.first(), points.last()) else {
         anyhow::bail!("the trace has no points");
     };
-    let mut gaps: Vec<i64> = points
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .filter(|d| *d > 0)
-        .collect();
-    gaps.sort_unstable();
-    let step_seconds = gaps.get(gaps.len() / 2).copied().unwrap_or(60).max(1);
+    let step_seconds = median_step(points).unwrap_or(60).max(1);
     let mut values: Vec<f64> = points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
     values.sort_by(f64::total_cmp);
     let median = values.get(values.len() / 2).copied().unwrap_or(1.0);

@@ -21,10 +21,7 @@ use tracing::Instrument as _;
 
 use crate::{
     dashboard::{self, DashboardArgs, DashboardStore},
-    edges::{
-        SystemClock,
-        prometheus::{PrometheusOptions, PrometheusSource},
-    },
+    edges::{SystemClock, prometheus},
     metrics::Metrics,
     operator::{self, Context},
     telemetry::{self, LogFormat},
@@ -133,11 +130,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
-    let options = PrometheusOptions {
+    let options = prometheus::PrometheusOptions {
         request_timeout: args.prometheus_timeout.0,
-        ..PrometheusOptions::default()
+        ..prometheus::PrometheusOptions::default()
     };
-    let source = PrometheusSource::new(&args.prometheus_url, options)?;
+    let source = prometheus::PrometheusSource::new(&args.prometheus_url, options)?;
     let metrics = Arc::new(Metrics::new());
     let store = DashboardStore::default();
     let reporter = Reporter {
@@ -213,7 +210,7 @@ async fn run_with_leader_election(
     client: &Client,
     namespace: &str,
     lease_name: &str,
-    ctx: Arc<Context<PrometheusSource>>,
+    ctx: Arc<Context<prometheus::PrometheusSource>>,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ use tokio::{
     process::{Child, Command},
 };
 
+use super::trace::median_step;
 use crate::duration::format_millis;
 
 /// The targets file through which Prometheus finds `loadgen`'s metrics, in the run's folder.
@@ -140,13 +141,7 @@ pub struct BackfillLayout {
 fn trace_rates(points: &[(i64, f64)]) -> anyhow::Result<(i64, Vec<f64>)> {
     let mut sorted = points.to_vec();
     sorted.sort_by_key(|(t, _)| *t);
-    let mut gaps: Vec<i64> = sorted
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .filter(|g| *g > 0)
-        .collect();
-    gaps.sort_unstable();
-    let Some(&step) = gaps.get(gaps.len() / 2) else {
+    let Some(step) = median_step(&sorted) else {
         bail!("the trace needs at least two rows")
     };
     let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {

@@ -102,6 +102,18 @@ pub fn trace_series(points: &[(i64, f64)]) -> Result<TimeSeries, TraceError> {
     Ok(TimeSeries::from_pairs(points)?)
 }
 
+/// The step of time-sorted trace points: the median of the positive spacings between them (`None` for
+/// fewer than two distinct times).
+pub fn median_step(sorted_points: &[(i64, f64)]) -> Option<i64> {
+    let mut gaps: Vec<i64> = sorted_points
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|gap| *gap > 0)
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied()
+}
+
 /// Replays a trace as a metrics source: the query is ignored and the points in `[start, end]` returned,
 /// so the simulator and the demo run the same loop as the operator. Points are kept sorted by time.
 #[derive(Debug, Clone)]
