@@ -1,5 +1,7 @@
 //! The `prescient` binary: parses the command line and hands over to `prescient::commands`.
 
+use std::{io::Write, process::ExitCode};
+
 use clap::{Parser, Subcommand};
 use prescient::commands;
 
@@ -32,9 +34,22 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match dispatch(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): nothing is wrong and nobody is listening.
+        Err(error) if commands::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Written without `eprintln!`, which would panic if stderr is gone too.
+            let _ = writeln!(std::io::stderr(), "Error: {error:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => commands::run::run(args).await,
         Command::Crd(args) => commands::crd::run(args).await,
         Command::Forecast(args) => commands::forecast::run(args).await,

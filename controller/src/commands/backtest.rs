@@ -12,13 +12,16 @@
 //! `fit_seconds` is one fit (for `auto`, the fits of every candidate); `smape` is a fraction in [0, 2].
 //! A metric that cannot be computed is `null`.
 
-use std::path::PathBuf;
+use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::bail;
 use prescient_model::{BacktestOptions, backtest};
 
 use crate::{
-    commands::forecast::{horizon_steps, shortfall},
+    commands::{
+        forecast::{horizon_steps, shortfall},
+        print_stdout,
+    },
     duration::HumanDuration,
     edges::trace::{read_trace, trace_series},
 };
@@ -65,24 +68,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
-    println!(
+    let mut text = String::new();
+    writeln!(
+        text,
         "step {}s  seasons {:?}  horizon {} steps  folds {}  band level {}",
         report.step_seconds, report.season_steps, report.horizon_steps, report.folds, report.level
-    );
-    println!(
+    )?;
+    writeln!(
+        text,
         "{:<34} {:>10} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10}",
         "model", "MAE", "RMSE", "sMAPE", "MASE", "coverage", "pinball", "fit ms"
-    );
+    )?;
     for (label, s) in report
         .models
         .iter()
         .map(|s| (s.model.clone(), s))
         .chain([(format!("auto = {}", report.auto.model), &report.auto)])
     {
-        println!(
+        writeln!(
+            text,
             "{label:<34} {:>10.3} {:>10.3} {:>8.3} {:>8.3} {:>9.3} {:>10.3} {:>10.1}",
             s.mae,
             s.rmse,
@@ -91,7 +97,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             s.coverage,
             s.pinball,
             s.fit_seconds * 1000.0
-        );
+        )?;
     }
+    print_stdout(&text)?;
     Ok(())
 }

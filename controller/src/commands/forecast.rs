@@ -6,13 +6,14 @@
 //! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
 //! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
 
-use std::path::PathBuf;
+use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::bail;
 use prescient_model::{FitOptions, ModelChoice, ModelError, fit};
 use serde::Serialize;
 
 use crate::{
+    commands::print_stdout,
     core::steps_duration,
     duration::{HumanDuration, format_duration, rfc3339},
     edges::trace::{read_trace, trace_series},
@@ -121,10 +122,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .collect(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&output)?);
-        return Ok(());
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&output)?));
     }
-    println!(
+    let mut text = String::new();
+    writeln!(
+        text,
         "model {}  step {}s  seasons {:?}  backtest MASE {}",
         output.model,
         output.step_seconds,
@@ -132,15 +134,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fitted
             .backtest_mase()
             .map_or("-".to_owned(), |m| format!("{m:.3}"))
-    );
+    )?;
     let band = format!("{:.0}% band", args.quantile * 100.0);
-    println!(
+    writeln!(
+        text,
         "{:<22} {:>12} {:>12} {:>12}  ({band})",
         "timestamp", "mean", "lower", "upper"
-    );
+    )?;
     for p in &output.forecast {
         let time = rfc3339(p.timestamp);
-        println!("{time:<22} {:>12.2} {:>12.2} {:>12.2}", p.mean, p.lower, p.upper);
+        writeln!(
+            text,
+            "{time:<22} {:>12.2} {:>12.2} {:>12.2}",
+            p.mean, p.lower, p.upper
+        )?;
     }
+    print_stdout(&text)?;
     Ok(())
 }

@@ -10,3 +10,25 @@ pub mod forecast;
 pub mod local;
 pub mod run;
 pub mod simulate;
+
+use std::io::Write;
+
+/// Writes a command's output to stdout and flushes it, returning the error instead of panicking as
+/// `println!` does: a closed pipe (`prescient backtest … | head -c1`) or a full disk is the reader's or
+/// the system's doing, not a bug. `main` turns a broken pipe into a quiet exit 0, as Unix tools do.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| anyhow::Error::new(e).context("cannot write the output to stdout"))
+}
+
+/// Whether an error came from writing to a pipe whose reader has gone (`EPIPE`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
