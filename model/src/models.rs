@@ -272,6 +272,11 @@ impl Clipper {
 /// Runs the additive damped Holt-Winters recursions over `y` (season length `m`, 0 = none), with
 /// outlier-clipped errors and level shifts followed.
 fn hw_filter(y: &[f64], m: usize, p: Smoothing) -> HwState {
+    hw_filter_scored(y, m, p, if m >= 2 { m } else { 1 })
+}
+
+/// [`hw_filter`] with the squared errors summed from step `score_from` on.
+fn hw_filter_scored(y: &[f64], m: usize, p: Smoothing, score_from: usize) -> HwState {
     let n = y.len();
     let (mut level, mut trend, mut season) = if m >= 2 && n >= 2 * m {
         let first = mean(&y[..m]);
@@ -305,14 +310,14 @@ fn hw_filter(y: &[f64], m: usize, p: Smoothing) -> HwState {
     if season.is_empty() {
         let mut none = 0.0;
         for (t, &value) in y.iter().enumerate() {
-            update(value, &mut none, t >= 1, &mut level, &mut trend);
+            update(value, &mut none, t >= score_from, &mut level, &mut trend);
             none = 0.0;
         }
     } else {
         // Cycle by cycle, so the season index needs no division.
         for (cycle, chunk) in y.chunks(m).enumerate() {
-            for (s, &value) in season.iter_mut().zip(chunk) {
-                update(value, s, cycle >= 1, &mut level, &mut trend);
+            for (i, (s, &value)) in season.iter_mut().zip(chunk).enumerate() {
+                update(value, s, cycle * m + i >= score_from, &mut level, &mut trend);
             }
         }
     }
@@ -357,6 +362,18 @@ fn fit_smoothing(y: &[f64], m: usize) -> Smoothing {
     Smoothing::from_free(&best, seasonal)
 }
 
+/// Fits simple exponential smoothing (ETS(A,N,N): α only, no trend) on `y` by Nelder–Mead.
+fn fit_level(y: &[f64]) -> Smoothing {
+    let params = |x: &[f64]| Smoothing {
+        alpha: 0.001 + 0.998 * sigmoid(x[0]),
+        beta: 0.0,
+        gamma: 0.0,
+        phi: 0.8,
+    };
+    let best = nelder_mead(|x| hw_filter(y, 0, params(x)).sse, &[-1.0], 1.0, 40);
+    params(&best)
+}
+
 /// Additive Holt-Winters with a damped trend on the primary season.
 #[derive(Debug)]
 struct HoltWinters {
@@ -384,35 +401,35 @@ fn fit_holt_winters(input: &FitInput) -> HoltWinters {
     let window = hw_window(period, n);
     let y = tail(input.values, window);
     let m = if y.len() >= 2 * period { period } else { 0 };
-    let flat = fit_smoothing(y, 0);
-    if m == 0 {
-        return HoltWinters {
-            params: flat,
-            period: 0,
-            window,
-        };
-    }
-    // Seasonal or not, by AIC as ETS chooses (a season of m steps costs m initial states and γ): a long,
-    // noisy season fitted on a few cycles is often worse than none.
-    let seasonal = fit_smoothing(y, m);
+    // Seasonal, damped trend or level only, by AIC as ETS chooses (each state and smoothing parameter
+    // counts; a season of m steps costs m initial states): a long, noisy season fitted on a few cycles, or
+    // a trend fitted to noise, is often worse than none.
     let aic = |sse: f64, scored: usize, parameters: usize| {
         let scored = scored.max(1) as f64;
         scored * (sse.max(1e-300) / scored).ln() + 2.0 * parameters as f64
     };
-    let with_season = aic(hw_filter(y, m, seasonal).sse, y.len() - m, 4 + 2 + m);
-    let without = aic(hw_filter(y, 0, flat).sse, y.len() - 1, 3 + 2);
-    if with_season < without {
-        HoltWinters {
-            params: seasonal,
-            period: m,
-            window,
+    // Every candidate is scored on the same steps, after the two cycles the seasonal states start from
+    // (scored on them, a season would be credited with fitting its own initial values).
+    let from = if m > 0 { 2 * m } else { 1 };
+    let scored = y.len().saturating_sub(from);
+    let level = fit_level(y);
+    let damped = fit_smoothing(y, 0);
+    let mut best = (aic(hw_filter_scored(y, 0, level, from).sse, scored, 2), level, 0);
+    let candidate = aic(hw_filter_scored(y, 0, damped, from).sse, scored, 5);
+    if candidate < best.0 {
+        best = (candidate, damped, 0);
+    }
+    if m > 0 {
+        let seasonal = fit_smoothing(y, m);
+        let candidate = aic(hw_filter_scored(y, m, seasonal, from).sse, scored, 6 + m);
+        if candidate < best.0 {
+            best = (candidate, seasonal, m);
         }
-    } else {
-        HoltWinters {
-            params: flat,
-            period: 0,
-            window,
-        }
+    }
+    HoltWinters {
+        params: best.1,
+        period: best.2,
+        window,
     }
 }
 
