@@ -283,8 +283,10 @@ What this shows: `prescient simulate` replays a real demand trace through a simu
 `STARTUP_DELAY` to become ready) under several policies, with the same reconcile core as the operator:
 
 - **reactive** — the Kubernetes HPA algorithm at target utilizations 0.6, 0.7 and 0.8;
-- **predictive** — Prescient provisioning for the forecast's 0.5, 0.8 and 0.95 quantile at the time a new
-  pod would be ready (never below the reactive floor);
+- **predictive** — Prescient over its risk knob, the probability that the peak demand of each decision
+  window (`[now, now + lead time + sync period]`) is served, calibrated online on the windows already seen
+  (never below the reactive floor);
+- **perfect** — the same rule fed the true future: what a perfect forecaster would buy;
 - **oracle** — knows the future: the cheapest capacity with no under-provisioning (a lower bound).
 
 It plots **cost** (replica-minutes: every provisioned replica, ready or starting) against
@@ -305,8 +307,8 @@ windows take longer).
 TRACE = "data/traces/nasa-http-jul1995-1min.csv"
 CAPACITY_PER_REPLICA = 4        # requests per minute one replica serves
 STARTUP_DELAY = "2m"            # pod start-up time
-TARGET_UTILIZATIONS = [0.6, 0.7, 0.8]   # reactive (HPA) settings
-QUANTILES = [0.5, 0.8, 0.95]            # predictive settings
+TARGET_UTILIZATIONS = [0.5, 0.6, 0.7, 0.8, 0.9]        # reactive (HPA) settings
+QUANTILES = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]     # predictive settings: P(window peak served)
 # Window replayed (unix seconds or RFC 3339; None = from the start / to the end): 3 days of warm-up, then
 # 3 days evaluated, with the STS-70 launch flash crowd on 13 July 1995.
 FROM = "1995-07-09T00:00:00Z"
@@ -335,7 +337,8 @@ summary, policies, series = nb.simulate(
     series_path,
     "--capacity-per-replica", CAPACITY_PER_REPLICA,
     "--startup-delay", STARTUP_DELAY,
-    "--policy", "reactive,predictive,oracle",
+    "--policy", "reactive,predictive,perfect,oracle",
+    "--frontier",
     "--target-utilization", ",".join(map(str, TARGET_UTILIZATIONS)),
     "--quantile", ",".join(map(str, QUANTILES)),
     "--jobs", JOBS,
@@ -347,8 +350,10 @@ print(f"replayed in {time.monotonic() - t0:.0f} s: {summary.get('points')} point
 columns = ["label", "policy", "target_utilization", "quantile", "underprovisioned_minutes", "unserved_fraction",
            "replica_minutes", "scale_events", "peak_replicas", "model"]
 display(policies[[c for c in columns if c in policies.columns]].round(4))
-expected = len(TARGET_UTILIZATIONS) + len(QUANTILES) + 1
+expected = len(TARGET_UTILIZATIONS) + len(QUANTILES) + 2
 nb.require(len(policies) == expected, f"expected {expected} policy runs, got {len(policies)}")
+frontier = summary.get("frontier") or {}
+nb.require(len(frontier.get("versus_hpa", [])) == len(TARGET_UTILIZATIONS), f"no HPA comparison in {list(frontier)}")
 nb.require((policies["replica_minutes"] > 0).all(), "a policy used no replica-minutes")
 """
         ),
@@ -385,6 +390,35 @@ nb.show(fig, "trade-off")
             """
 Reading the curve: a setting *dominates* another when it costs fewer replica-minutes and is
 under-provisioned for fewer minutes. The oracle shows the least capacity that serves everything.
+
+`--frontier` also reads the headline off the curves at each HPA setting: the fewest minutes short a
+predictive setting achieves at no more than the HPA's cost, and the fewest replica-minutes at no more
+than the HPA's minutes short (only settings that were replayed count).
+"""
+        ),
+        code(
+            """
+versus = pd.DataFrame(frontier["versus_hpa"])
+display(versus[["hpa", "hpa_replica_minutes", "hpa_underprovisioned_minutes", "best_at_hpa_cost",
+                "underprovisioned_minutes_at_hpa_cost", "shortfall_ratio_at_hpa_cost", "best_at_hpa_shortfall",
+                "replica_minutes_at_hpa_shortfall", "cost_ratio_at_hpa_shortfall"]].round(3))
+pareto = {f["family"]: f["pareto"] for f in frontier["families"]}
+print("Pareto frontier per family:", pareto)
+fig, ax = plt.subplots(figsize=(9, 5.5))
+for family in frontier["families"]:
+    color, marker = styles.get(family["family"], ("tab:gray", "x"))
+    points = pd.DataFrame(family["points"])
+    on = points[points["label"].isin(family["pareto"])]
+    ax.plot(points["replica_minutes"], points["underprovisioned_minutes"], color=color, marker=marker, ls="none",
+            alpha=0.35)
+    ax.step(on["replica_minutes"], on["underprovisioned_minutes"], where="post", color=color, marker=marker,
+            label=f"{family['family']} frontier")
+ax.set_xlabel("cost: replica-minutes")
+ax.set_ylabel("under-provisioned minutes")
+ax.set_title(f"{source.name}: Pareto frontiers (lower left is better)", fontsize=10)
+ax.grid(alpha=0.3)
+ax.legend()
+nb.show(fig, "frontiers")
 """
         ),
         code(

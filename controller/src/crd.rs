@@ -7,6 +7,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::core::peak::CalibrationState;
+
 /// Durations as the CRD accepts them (`90s`, `15m`, `1h30m`, `7d`), checked by the API server; the
 /// reconciler parses them with [`crate::duration::parse_duration`], which accepts the same language.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d|w))+$";
@@ -55,6 +57,19 @@ pub struct PredictiveAutoscalerSpec {
     #[serde(default = "default_sync_period")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub sync_period: String,
+    /// A service-level target the controller holds online by choosing its quantile; when set it wins
+    /// over `forecast.quantile`, which is then only where the controller starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSpec>,
+}
+
+/// A service-level target for capacity.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SloSpec {
+    /// The share of time you accept demand above what the ready replicas serve, e.g. 0.01 for 1 %.
+    #[schemars(extend("minimum" = 0.0, "maximum" = 1.0, "exclusiveMinimum" = true, "exclusiveMaximum" = true))]
+    pub max_underprovisioned_fraction: f64,
 }
 
 fn default_min_replicas() -> u32 {
@@ -230,6 +245,9 @@ pub struct PredictiveAutoscalerStatus {
     /// Why the last decision was what it was (predictive, reactive floor, min, max, stabilized, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_reason: Option<String>,
+    /// How the online calibration stands, and the realised shortfall beside the SLO target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloStatus>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
@@ -249,6 +267,34 @@ pub struct ForecastSummary {
     pub peak_quantile_demand: f64,
     /// Replicas the forecast alone asks for.
     pub predictive_replicas: u32,
+}
+
+/// The calibration of the decision window's peak and the shortfall it produced.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SloStatus {
+    /// `spec.slo.maxUnderprovisionedFraction`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_underprovisioned_fraction: Option<f64>,
+    /// Share of syncs in the last day at which demand exceeded what the ready replicas serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realised_underprovisioned_fraction: Option<f64>,
+    /// The probability of serving the window peak the controller provisions for now.
+    pub quantile_in_use: f64,
+    /// Decision windows the calibration rests on (below 30 the forecaster's own bands decide).
+    pub calibrated_windows: u32,
+}
+
+impl SloStatus {
+    /// The status of a calibration, beside its SLO target if it holds one.
+    pub fn from_calibration(state: &CalibrationState) -> Self {
+        Self {
+            target_underprovisioned_fraction: state.max_underprovisioned_fraction,
+            realised_underprovisioned_fraction: state.shortfall_fraction_last_day,
+            quantile_in_use: state.level,
+            calibrated_windows: u32::try_from(state.realised_windows).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// A status condition (`Ready`, `ForecastHealthy`, `ScalingActive`, `AbleToScale`).

@@ -11,7 +11,8 @@
 //! 2. **validate** (pure) — [`spec::ScalingSpec::from_resource`] ([`spec::resource`]) turns the custom
 //!    resource ([`crd`]) into the core's typed values, or a condition.
 //! 3. **forecast** (pure) — [`core`] refits `prescient_model` at the refit interval and forecasts every
-//!    sync.
+//!    sync; [`core::peak`] turns the forecast into the peak demand of the decision window to provision
+//!    for, calibrated online on the windows already lived through (the quantile, or an SLO target).
 //! 4. **decide** (pure) — [`policy::decide`]: clamp(max(predictive, reactive), min, max), then HPA-style
 //!    behavior; missing or stale data never scales down.
 //! 5. **scale** (IO) — [`edges::ScaleTarget`]: Kubernetes `/scale` ([`edges::kubernetes`]), the simulated

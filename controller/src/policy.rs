@@ -83,6 +83,9 @@ pub struct PredictedDemand {
     pub quantile: Vec<f64>,
     /// The point forecast per step.
     pub mean: Vec<f64>,
+    /// The provisioned peak over the decision window, calibrated online on realised window peaks
+    /// ([`crate::core::peak`]); when set, it replaces the peak of the per-step quantiles.
+    pub calibrated_peak: Option<f64>,
 }
 
 impl PredictedDemand {
@@ -93,6 +96,7 @@ impl PredictedDemand {
             step_seconds,
             quantile: values.clone(),
             mean: values,
+            calibrated_peak: None,
         }
     }
 
@@ -114,10 +118,19 @@ impl PredictedDemand {
 
     /// Peak of the quantile over steps that overlap `[from, to]`; `None` if no finite step overlaps.
     pub fn peak(&self, from: i64, to: i64) -> Option<f64> {
+        self.peak_of(&self.quantile, from, to)
+    }
+
+    /// Peak of the point forecast over steps that overlap `[from, to]`.
+    pub fn mean_peak(&self, from: i64, to: i64) -> Option<f64> {
+        self.peak_of(&self.mean, from, to)
+    }
+
+    fn peak_of(&self, values: &[f64], from: i64, to: i64) -> Option<f64> {
         if self.step_seconds <= 0 {
             return None;
         }
-        self.quantile
+        values
             .iter()
             .enumerate()
             .filter(|(i, v)| {
@@ -293,7 +306,7 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
         input.forecast.as_ref()
     };
     let demand_at_lead_time = forecast.and_then(|f| f.quantile_at(now + seconds(spec.lead_time)));
-    let peak = forecast.and_then(|f| f.peak(now, window_end));
+    let peak = forecast.and_then(|f| f.calibrated_peak.or_else(|| f.peak(now, window_end)));
     let predictive = peak.map(|p| replicas_for(p, target));
 
     let observed = if input.stale {
@@ -520,6 +533,7 @@ mod tests {
             behavior: ScalingBehavior::default(),
             scale_enabled: true,
             forecast_enabled: true,
+            max_underprovisioned_fraction: None,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::{
     core::ForecastHealth,
-    crd::{Condition, ForecastSummary, Mode, PredictiveAutoscalerStatus},
+    crd::{Condition, ForecastSummary, Mode, PredictiveAutoscalerStatus, SloStatus},
     duration::rfc3339,
     reconcile::SyncReport,
 };
@@ -268,6 +268,11 @@ pub fn status_from_report(
             previous.decision_reason.clone()
         } else {
             Some(decision.reason.as_str().to_owned())
+        },
+        slo: if target_unreadable {
+            previous.slo.clone()
+        } else {
+            Some(SloStatus::from_calibration(&outcome.calibration))
         },
         conditions: vec![ready, forecast_condition, scaling, able],
     }

@@ -55,6 +55,7 @@ fn resource(name: &str) -> PredictiveAutoscalerSpec {
         behavior: None,
         mode: Mode::Scale,
         sync_period: "30s".to_owned(),
+        slo: None,
     }
 }
 

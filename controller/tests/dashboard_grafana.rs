@@ -92,6 +92,7 @@ async fn dashboard_queries_only_exposed_metrics() {
         behavior: None,
         mode: Mode::Scale,
         sync_period: "30s".to_owned(),
+        slo: None,
     };
     let spec = ScalingSpec::from_resource(&resource).unwrap();
     let target = TargetRef {

@@ -30,6 +30,7 @@ fn spec() -> ScalingSpec {
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
         forecast_enabled: true,
+        max_underprovisioned_fraction: None,
     }
 }
 

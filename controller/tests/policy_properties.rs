@@ -28,6 +28,7 @@ fn spec(min: u32, max: u32, target: f64) -> ScalingSpec {
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
         forecast_enabled: true,
+        max_underprovisioned_fraction: None,
     }
 }
 

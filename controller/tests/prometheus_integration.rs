@@ -206,6 +206,7 @@ fn spec() -> ScalingSpec {
         behavior: ScalingBehavior::default(),
         scale_enabled: true,
         forecast_enabled: true,
+        max_underprovisioned_fraction: None,
     }
 }
 

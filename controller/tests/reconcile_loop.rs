@@ -121,6 +121,7 @@ fn spec(mode: Mode) -> ScalingSpec {
         behavior: None,
         mode,
         sync_period: "60s".into(),
+        slo: None,
     })
     .unwrap()
 }

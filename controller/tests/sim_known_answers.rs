@@ -265,3 +265,24 @@ fn predictive_replays_sharing_their_fits_decide_exactly_as_alone() {
         "every fit was taken by both replays, then dropped"
     );
 }
+
+#[test]
+fn a_gap_in_the_trace_counts_neither_cost_nor_shortfall() {
+    // Two hours of demand 100, three days missing, two more hours: cost and minutes are both measured
+    // over the four known hours only, so policies held through the gap stay comparable.
+    let mut values = vec![100.0; 120];
+    values.extend(vec![f64::NAN; 3 * 1440]);
+    values.extend(vec![100.0; 120]);
+    let trace = DemandTrace::from_values(0, STEP, values).unwrap();
+    let settings = settings();
+    for kind in [PolicyKind::Reactive { utilization: 1.0 }, PolicyKind::Oracle] {
+        let run = simulate(&trace, &settings, kind).unwrap();
+        assert_eq!(run.metrics.evaluated_minutes, 240.0, "{kind:?}");
+        // 10 replicas serve 100: at most the start-up of the first pods beyond that.
+        let per_minute = run.metrics.replica_minutes / run.metrics.evaluated_minutes;
+        assert!(
+            (10.0..=11.0).contains(&per_minute),
+            "{kind:?}: {per_minute} replicas per minute"
+        );
+    }
+}

@@ -102,6 +102,7 @@ fn lane_resource(name: &str, target_per_replica: f64, step: &str) -> PredictiveA
         behavior: None,
         mode: Mode::Scale,
         sync_period: "30s".to_owned(),
+        slo: None,
     }
 }
 

@@ -202,6 +202,7 @@ fn spec_from_args(args: &Args) -> anyhow::Result<ScalingSpec> {
         behavior: ScalingBehavior::default(),
         scale_enabled: !args.forecast_only,
         forecast_enabled: true,
+        max_underprovisioned_fraction: None,
     })
 }
 

@@ -12,7 +12,11 @@ use crate::{
     core::SharedFits,
     duration::HumanDuration,
     edges::trace::{read_trace, trace_series},
-    sim::{self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings, report},
+    sim::{
+        self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings,
+        frontier::{Frontier, FrontierPoint, frontier},
+        report,
+    },
     spec::parse_model_choice,
 };
 
@@ -44,12 +48,18 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub policy: Vec<PolicyChoice>,
     /// The reactive (HPA) target utilization: its target per replica is capacity × U (comma-separated
-    /// values replay one reactive policy each).
-    #[arg(long, value_delimiter = ',', default_value = "0.7")]
+    /// values replay one reactive policy each). Default 0.7, or 0.5,0.6,0.7,0.8,0.9 with --frontier.
+    #[arg(long, value_delimiter = ',')]
     pub target_utilization: Vec<f64>,
-    /// Forecast quantile the predictive policy provisions for (comma-separated values replay one each).
-    #[arg(long, value_delimiter = ',', default_value = "0.9")]
+    /// The predictive policy's risk knob: the probability that the peak demand of each decision window
+    /// is served (comma-separated values replay one each). Default 0.9, or
+    /// 0.5,0.7,0.8,0.85,0.9,0.95,0.98,0.99 with --frontier.
+    #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
+    /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
+    /// accepts (comma-separated values replay one each, labelled `predictive@sloF`).
+    #[arg(long, value_delimiter = ',')]
+    pub max_underprovisioned_fraction: Vec<f64>,
     /// Utilization the predictive policy plans each replica for. Default 1: its safety margin is the
     /// forecast quantile, not idle headroom.
     #[arg(long, default_value = "1.0")]
@@ -111,6 +121,34 @@ pub struct Args {
     /// Write a self-contained HTML report (chart and summary table).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Replay each family over its knob (the HPA over its target utilizations, predictive over its
+    /// quantile, plus the perfect forecast and the oracle) and report each family's cost/shortfall
+    /// Pareto frontier and predictive against the HPA at each HPA setting's cost and shortfall.
+    #[arg(long)]
+    pub frontier: bool,
+}
+
+/// HPA target utilizations swept by `--frontier` unless given.
+const FRONTIER_UTILIZATIONS: [f64; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
+/// Predictive quantiles swept by `--frontier` unless given.
+const FRONTIER_QUANTILES: [f64; 8] = [0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99];
+
+impl Args {
+    fn utilizations(&self) -> Vec<f64> {
+        match (self.target_utilization.is_empty(), self.frontier) {
+            (false, _) => self.target_utilization.clone(),
+            (true, true) => FRONTIER_UTILIZATIONS.to_vec(),
+            (true, false) => vec![0.7],
+        }
+    }
+
+    fn quantiles(&self) -> Vec<f64> {
+        match (self.quantile.is_empty(), self.frontier) {
+            (false, _) => self.quantile.clone(),
+            (true, true) => FRONTIER_QUANTILES.to_vec(),
+            (true, false) => vec![0.9],
+        }
+    }
 }
 
 /// One policy's line of the summary (the `--json` contract).
@@ -121,6 +159,9 @@ pub struct PolicySummary {
     pub label: String,
     pub target_utilization: Option<f64>,
     pub quantile: Option<f64>,
+    /// The SLO target of a `predictive@sloF` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_underprovisioned_fraction: Option<f64>,
     pub underprovisioned_minutes: f64,
     pub unserved_fraction: f64,
     pub replica_minutes: f64,
@@ -148,6 +189,9 @@ pub struct Summary {
     pub evaluated_until: i64,
     pub evaluated_minutes: f64,
     pub policies: Vec<PolicySummary>,
+    /// With `--frontier`: each family's points and Pareto frontier, and predictive against the HPA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontier: Option<Frontier>,
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
@@ -163,36 +207,48 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 
 /// The policy runs the arguments ask for, in a stable order.
 fn policy_kinds(args: &Args) -> anyhow::Result<Vec<PolicyKind>> {
+    // `all` is predictive, reactive and oracle; with --frontier the perfect forecast too.
     let wants = |p: PolicyChoice| {
-        args.policy.contains(&p) || (p != PolicyChoice::Perfect && args.policy.contains(&PolicyChoice::All))
+        args.policy.contains(&p)
+            || ((p != PolicyChoice::Perfect || args.frontier) && args.policy.contains(&PolicyChoice::All))
     };
-    for u in args
-        .target_utilization
-        .iter()
-        .chain([&args.predictive_utilization])
-    {
+    let (utilizations, quantiles) = (args.utilizations(), args.quantiles());
+    for u in utilizations.iter().chain([&args.predictive_utilization]) {
         if !(*u > 0.0 && *u <= 1.0) {
             bail!("target utilization must be in (0, 1], got {u}");
         }
     }
-    for q in &args.quantile {
+    for q in &quantiles {
         if !(*q > 0.0 && *q < 1.0) {
             bail!("--quantile must be in (0, 1), got {q}");
+        }
+    }
+    for f in &args.max_underprovisioned_fraction {
+        if !(*f > 0.0 && *f < 1.0) {
+            bail!("--max-underprovisioned-fraction must be in (0, 1), got {f}");
         }
     }
     let mut kinds = Vec::new();
     if wants(PolicyChoice::Reactive) {
         kinds.extend(
-            args.target_utilization
+            utilizations
                 .iter()
                 .map(|u| PolicyKind::Reactive { utilization: *u }),
         );
     }
     if wants(PolicyChoice::Predictive) {
-        kinds.extend(args.quantile.iter().map(|q| PolicyKind::Predictive {
+        kinds.extend(quantiles.iter().map(|q| PolicyKind::Predictive {
             quantile: *q,
             utilization: args.predictive_utilization,
         }));
+        kinds.extend(
+            args.max_underprovisioned_fraction
+                .iter()
+                .map(|f| PolicyKind::PredictiveSlo {
+                    max_underprovisioned_fraction: *f,
+                    utilization: args.predictive_utilization,
+                }),
+        );
     }
     if wants(PolicyChoice::Perfect) {
         kinds.push(PolicyKind::PerfectForecast {
@@ -298,6 +354,11 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
             .zip(&labels)
             .map(|((run, wall), label)| summarize(run, label, *wall))
             .collect(),
+        frontier: None,
+    };
+    let summary = Summary {
+        frontier: args.frontier.then(|| frontier_of(&summary)),
+        ..summary
     };
 
     if let Some(path) = &args.series {
@@ -332,6 +393,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
             args.capacity_per_replica,
             &named,
             &summary_rows(&summary),
+            summary.frontier.as_ref(),
         );
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -352,10 +414,7 @@ fn run_all(
     jobs: usize,
 ) -> anyhow::Result<Vec<(SimRun, f64)>> {
     // Predictive replays differ only in quantile or utilization: they share their fits.
-    let predictive = kinds
-        .iter()
-        .filter(|k| matches!(k, PolicyKind::Predictive { .. }))
-        .count();
+    let predictive = kinds.iter().filter(|k| k.name() == "predictive").count();
     let shared_fits = (predictive > 1).then(|| SharedFits::new(predictive));
     let timed = |kind: PolicyKind| {
         let started = Instant::now();
@@ -403,21 +462,26 @@ fn number(value: f64) -> String {
 }
 
 fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
-    let (target_utilization, quantile) = match run.policy {
+    let (target_utilization, quantile, max_underprovisioned_fraction) = match run.policy {
         PolicyKind::Predictive {
             quantile,
             utilization,
-        } => (Some(utilization), Some(quantile)),
+        } => (Some(utilization), Some(quantile), None),
+        PolicyKind::PredictiveSlo {
+            max_underprovisioned_fraction,
+            utilization,
+        } => (Some(utilization), None, Some(max_underprovisioned_fraction)),
         PolicyKind::Reactive { utilization } | PolicyKind::PerfectForecast { utilization } => {
-            (Some(utilization), None)
+            (Some(utilization), None, None)
         }
-        PolicyKind::Oracle => (None, None),
+        PolicyKind::Oracle => (None, None, None),
     };
     PolicySummary {
         policy: run.policy.name(),
         label: label.to_owned(),
         target_utilization,
         quantile,
+        max_underprovisioned_fraction,
         underprovisioned_minutes: run.metrics.underprovisioned_minutes,
         unserved_fraction: run.metrics.unserved_fraction,
         replica_minutes: run.metrics.replica_minutes,
@@ -429,6 +493,26 @@ fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
         health: run.health_counts.iter().cloned().collect(),
         wall_seconds,
     }
+}
+
+/// Every replayed setting as a point of its family's curve.
+fn frontier_of(summary: &Summary) -> Frontier {
+    let points = summary
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.policy.to_owned(),
+                FrontierPoint {
+                    label: p.label.clone(),
+                    replica_minutes: p.replica_minutes,
+                    underprovisioned_minutes: p.underprovisioned_minutes,
+                    unserved_fraction: p.unserved_fraction,
+                },
+            )
+        })
+        .collect();
+    frontier(points, "predictive")
 }
 
 /// Rows of the summary table: label, under-provisioned minutes, unserved %, replica-minutes, events.
@@ -463,6 +547,47 @@ fn text_table(summary: &Summary) -> String {
             out,
             "{:<24} {:>16} {:>10} {:>16} {:>12} {:>8.1}",
             row[0], row[1], row[2], row[3], row[4], p.wall_seconds
+        );
+    }
+    if let Some(frontier) = &summary.frontier {
+        out.push_str(&frontier_text(frontier));
+    }
+    out
+}
+
+fn frontier_text(frontier: &Frontier) -> String {
+    let figure =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"));
+    let mut out = format!(
+        "\n{} against the HPA at each HPA setting (only replayed settings count):\n{:<16} {:>12} {:>10} {:>26} {:>7} {:>28} {:>7}\n",
+        frontier.challenger,
+        "HPA",
+        "replica-min",
+        "min short",
+        "min short at HPA cost",
+        "ratio",
+        "replica-min at HPA short",
+        "ratio"
+    );
+    for v in &frontier.versus_hpa {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>12.0} {:>10.1} {:>26} {:>7} {:>28} {:>7}",
+            v.hpa,
+            v.hpa_replica_minutes,
+            v.hpa_underprovisioned_minutes,
+            format!(
+                "{} ({})",
+                figure(v.underprovisioned_minutes_at_hpa_cost, 1),
+                v.best_at_hpa_cost.as_deref().unwrap_or("none")
+            ),
+            figure(v.shortfall_ratio_at_hpa_cost, 2),
+            format!(
+                "{} ({})",
+                figure(v.replica_minutes_at_hpa_shortfall, 0),
+                v.best_at_hpa_shortfall.as_deref().unwrap_or("none")
+            ),
+            figure(v.cost_ratio_at_hpa_shortfall, 2),
         );
     }
     out

@@ -21,11 +21,13 @@ use std::{
 
 use prescient_model::{FitOptions, FittedForecaster, Forecast, ModelChoice, ModelError, TimeSeries, fit};
 
+pub mod peak;
 mod types;
 
 pub use types::{PolicyType, ReplicaState, SelectPolicy};
 
 use crate::{
+    core::peak::{CalibrationState, MissSignal, PeakCalibrator},
     policy::{self, Decision, DecisionReason, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::ScalingSpec,
 };
@@ -225,6 +227,8 @@ pub struct SyncOutcome {
     pub refitted: bool,
     /// Wall time of the refit, if one ran.
     pub fit_seconds: Option<f64>,
+    /// Where the online calibration of the window peak stands.
+    pub calibration: CalibrationState,
 }
 
 /// The inputs a cached forecast was computed from; equal keys give equal forecasts.
@@ -250,6 +254,18 @@ pub struct AutoscalerCore {
     cached: Option<(ForecastKey, Forecast)>,
     recent: RecentRecommendations,
     shared_fits: Option<SharedFits>,
+    /// Online calibration of the decision window's peak (see [`crate::core::peak`]).
+    calibrator: PeakCalibrator,
+}
+
+/// What the calibration of the window peak aims at, from the spec.
+fn miss_signal(spec: &ScalingSpec) -> MissSignal {
+    match spec.max_underprovisioned_fraction {
+        Some(max_fraction) => MissSignal::Shortfall { max_fraction },
+        None => MissSignal::WindowPeak {
+            quantile: spec.quantile,
+        },
+    }
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -269,7 +285,6 @@ pub(crate) fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
 impl AutoscalerCore {
     pub fn new(spec: ScalingSpec) -> Self {
         Self {
-            spec,
             fitted: None,
             failed_fit: None,
             need_points: None,
@@ -277,6 +292,8 @@ impl AutoscalerCore {
             cached: None,
             recent: RecentRecommendations::new(),
             shared_fits: None,
+            calibrator: PeakCalibrator::new(miss_signal(&spec)),
+            spec,
         }
     }
 
@@ -302,6 +319,7 @@ impl AutoscalerCore {
             self.need_points = None;
             self.cached = None;
         }
+        self.calibrator.set_signal(miss_signal(&spec));
         self.spec = spec;
     }
 
@@ -491,11 +509,28 @@ impl AutoscalerCore {
                 ),
             },
         };
-        let predicted = forecast.as_ref().map(|f| PredictedDemand {
-            start: f.start,
-            step_seconds: f.step_seconds,
-            quantile: f.quantile(self.spec.quantile),
-            mean: f.mean.clone(),
+        // Realised windows first, so this sync's plan uses every score the history now allows.
+        self.calibrator.observe(history);
+        self.calibrator.observe_shortfall(
+            now,
+            observed_demand > f64::from(replicas.ready) * self.spec.target_per_replica,
+        );
+        let window_end = now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
+        let predicted = forecast.as_ref().map(|f| {
+            let mut predicted = PredictedDemand {
+                start: f.start,
+                step_seconds: f.step_seconds,
+                quantile: f.quantile(self.spec.quantile),
+                mean: f.mean.clone(),
+                calibrated_peak: None,
+            };
+            // The window starts now, so its peak is at least the demand observed now: the point
+            // forecast of the peak never sits below it, and the scores measure only what is unknown.
+            predicted.calibrated_peak = predicted
+                .mean_peak(now, window_end)
+                .map(|peak| peak.max(observed_demand))
+                .and_then(|peak| self.calibrator.plan(now, window_end, peak));
+            predicted
         });
         let input = PolicyInput {
             now,
@@ -521,6 +556,7 @@ impl AutoscalerCore {
             observed_demand: Some(observed_demand),
             refitted,
             fit_seconds,
+            calibration: self.calibrator.state(),
         }
     }
 
@@ -588,6 +624,7 @@ impl AutoscalerCore {
             observed_demand: None,
             refitted: false,
             fit_seconds: None,
+            calibration: self.calibrator.state(),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+pub mod frontier;
 pub mod report;
 
 use prescient_model::{ModelChoice, TimeSeries};
@@ -448,6 +449,7 @@ impl SimSettings {
             behavior: self.behavior.clone(),
             scale_enabled: true,
             forecast_enabled: true,
+            max_underprovisioned_fraction: None,
         }
     }
 }
@@ -457,6 +459,12 @@ impl SimSettings {
 pub enum PolicyKind {
     /// Prescient: the forecast's `quantile`, at `utilization` of each replica's capacity.
     Predictive { quantile: f64, utilization: f64 },
+    /// Prescient holding an SLO: it chooses its quantile online so that the share of time short stays
+    /// at `max_underprovisioned_fraction`.
+    PredictiveSlo {
+        max_underprovisioned_fraction: f64,
+        utilization: f64,
+    },
     /// The Kubernetes HPA at target `utilization`.
     Reactive { utilization: f64 },
     /// Knows the future; asks for exactly enough pods, start-up delay ahead.
@@ -469,7 +477,7 @@ impl PolicyKind {
     /// `predictive`, `reactive`, `oracle` or `perfect`.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Predictive { .. } => "predictive",
+            Self::Predictive { .. } | Self::PredictiveSlo { .. } => "predictive",
             Self::Reactive { .. } => "reactive",
             Self::Oracle => "oracle",
             Self::PerfectForecast { .. } => "perfect",
@@ -487,6 +495,14 @@ impl PolicyKind {
                 quantile,
                 utilization,
             } => format!("predictive@q{quantile}u{utilization}"),
+            Self::PredictiveSlo {
+                max_underprovisioned_fraction,
+                utilization,
+            } if *utilization == 1.0 => format!("predictive@slo{max_underprovisioned_fraction}"),
+            Self::PredictiveSlo {
+                max_underprovisioned_fraction,
+                utilization,
+            } => format!("predictive@slo{max_underprovisioned_fraction}u{utilization}"),
             Self::Reactive { utilization } => format!("reactive@u{utilization}"),
             Self::Oracle => "oracle".to_owned(),
             Self::PerfectForecast { utilization } => format!("perfect@u{utilization}"),
@@ -718,7 +734,7 @@ pub struct SimMetrics {
     pub underprovisioned_minutes: f64,
     /// Unserved demand over total demand.
     pub unserved_fraction: f64,
-    /// Replica-minutes paid for: ready, starting and draining pods.
+    /// Replica-minutes paid for (ready, starting and draining pods) over the evaluated minutes.
     pub replica_minutes: f64,
     /// Changes of the desired replica count.
     pub scale_events: u64,
@@ -772,17 +788,26 @@ pub fn make_policy(
     shared_fits: Option<&SharedFits>,
 ) -> Box<dyn SimPolicy> {
     let step = trace.step_seconds();
+    let predictive = |spec: ScalingSpec| -> Box<dyn SimPolicy> {
+        let core = match shared_fits {
+            Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
+            None => AutoscalerCore::new(spec),
+        };
+        Box::new(PredictivePolicy { core })
+    };
     match kind {
         PolicyKind::Predictive {
             quantile,
             utilization,
+        } => predictive(settings.predictive_spec(step, quantile, utilization)),
+        PolicyKind::PredictiveSlo {
+            max_underprovisioned_fraction,
+            utilization,
         } => {
-            let spec = settings.predictive_spec(step, quantile, utilization);
-            let core = match shared_fits {
-                Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
-                None => AutoscalerCore::new(spec),
-            };
-            Box::new(PredictivePolicy { core })
+            // The quantile is only where the online level starts.
+            let mut spec = settings.predictive_spec(step, 1.0 - max_underprovisioned_fraction, utilization);
+            spec.max_underprovisioned_fraction = Some(max_underprovisioned_fraction);
+            predictive(spec)
         }
         PolicyKind::Reactive { utilization } => Box::new(ReactivePolicy::new(settings.predictive_spec(
             step,
@@ -817,6 +842,18 @@ pub fn simulate_sharing_fits(
         } => {
             if !(quantile > 0.0 && quantile < 1.0) {
                 return Err(invalid("quantile", format!("must be in (0, 1), got {quantile}")));
+            }
+            check_utilization(utilization)?;
+        }
+        PolicyKind::PredictiveSlo {
+            max_underprovisioned_fraction: fraction,
+            utilization,
+        } => {
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(invalid(
+                    "max_underprovisioned_fraction",
+                    format!("must be in (0, 1), got {fraction}"),
+                ));
             }
             check_utilization(utilization)?;
         }
@@ -873,7 +910,9 @@ pub fn simulate_with(
         PolicyKind::Reactive { utilization } | PolicyKind::PerfectForecast { utilization } => {
             capacity * utilization
         }
-        PolicyKind::Predictive { utilization, .. } => capacity * utilization,
+        PolicyKind::Predictive { utilization, .. } | PolicyKind::PredictiveSlo { utilization, .. } => {
+            capacity * utilization
+        }
         PolicyKind::Oracle => capacity,
     };
     let initial = policy::replicas_for(initial_demand, initial_target)
@@ -952,9 +991,11 @@ pub fn simulate_with(
             let demand = trace.demand_at(t);
             let served = f64::from(replicas.ready) * capacity;
             let minutes = tick as f64 / 60.0;
-            metrics.replica_minutes += f64::from(cluster.billed_replicas()) * minutes;
             metrics.peak_replicas = metrics.peak_replicas.max(cluster.billed_replicas());
+            // Cost counts over the same minutes as shortfall (those with known demand): what a policy
+            // holds through a gap in the trace cannot be compared with anything.
             if demand.is_finite() {
+                metrics.replica_minutes += f64::from(cluster.billed_replicas()) * minutes;
                 metrics.evaluated_minutes += minutes;
                 if demand > served + 1e-9 {
                     metrics.underprovisioned_minutes += minutes;

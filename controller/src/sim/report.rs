@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{DemandTrace, PolicyKind, SeriesRow, SimRun};
+use super::{DemandTrace, SeriesRow, SimRun, frontier::Frontier};
 
 const WIDTH: f64 = 1200.0;
 const HEIGHT: f64 = 340.0;
@@ -260,6 +260,116 @@ fn polyline(
     out
 }
 
+/// The trade-off chart: every family's points (replica-minutes across, minutes short up), joined along
+/// the family's settings, so a user sees at a glance which curve lies below which.
+fn frontier_chart(frontier: &Frontier) -> String {
+    let points = frontier.families.iter().flat_map(|f| &f.points);
+    let (mut x_min, mut x_max, mut y_max) = (f64::INFINITY, 0.0f64, 0.0f64);
+    for p in points {
+        x_min = x_min.min(p.replica_minutes);
+        x_max = x_max.max(p.replica_minutes);
+        y_max = y_max.max(p.underprovisioned_minutes);
+    }
+    if !(x_min.is_finite() && x_max > 0.0) {
+        return String::new();
+    }
+    let pad = ((x_max - x_min) * 0.05).max(1.0);
+    let (x_min, x_max) = ((x_min - pad).max(0.0), x_max + pad);
+    let y_max = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let x = |v: f64| LEFT + (v - x_min) / (x_max - x_min) * plot_w;
+    let y = |v: f64| TOP + plot_h - (v / y_max).clamp(0.0, 1.0) * plot_h;
+    let mut svg = format!(
+        r##"<figure><figcaption>Cost against shortfall: every setting replayed (lower left is better)</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img">"##
+    );
+    for k in 0..=4 {
+        let v = y_max / 1.08 * f64::from(k) / 4.0;
+        let h = x_min + (x_max - x_min) * f64::from(k) / 4.0;
+        let _ = write!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{}" y1="{yv:.1}" y2="{yv:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end">{}</text><text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"##,
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y(v) + 4.0,
+            format_value(v),
+            x(h),
+            HEIGHT - 12.0,
+            format_value(h),
+            yv = y(v)
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{LEFT}" y="12" font-size="11">under-provisioned minutes</text><text x="{}" y="{}" font-size="11" text-anchor="end">replica-minutes</text>"##,
+        WIDTH - RIGHT,
+        HEIGHT - 26.0
+    );
+    let mut legend = String::from(r#"<div class="legend">"#);
+    for (k, family) in frontier.families.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let path: Vec<String> = family
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.replica_minutes), y(p.underprovisioned_minutes)))
+            .collect();
+        if path.len() > 1 {
+            let _ = write!(
+                svg,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"#,
+                path.join(" ")
+            );
+        }
+        for p in &family.points {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{}: {:.0} replica-minutes, {:.1} minutes short</title></circle>"#,
+                x(p.replica_minutes),
+                y(p.underprovisioned_minutes),
+                escape(&p.label),
+                p.replica_minutes,
+                p.underprovisioned_minutes
+            );
+        }
+        let _ = write!(
+            legend,
+            r#"<span style="color:{color}">&#9679; {}</span>"#,
+            escape(&family.family)
+        );
+    }
+    svg.push_str("</svg>");
+    svg.push_str(&legend);
+    svg.push_str("</div></figure>");
+    svg.push_str(&versus_table(frontier));
+    svg
+}
+
+/// The headline: the challenger against the HPA at each HPA setting's cost and shortfall.
+fn versus_table(frontier: &Frontier) -> String {
+    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.digits$}"));
+    let mut html = format!(
+        "<table><tr><th>HPA setting</th><th>HPA replica-min</th><th>HPA min short</th><th>{c}: min short at HPA cost</th><th>ratio</th><th>{c}: replica-min at HPA shortfall</th><th>ratio</th></tr>",
+        c = escape(&frontier.challenger)
+    );
+    for v in &frontier.versus_hpa {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{} ({})</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+            escape(&v.hpa),
+            v.hpa_replica_minutes,
+            v.hpa_underprovisioned_minutes,
+            cell(v.underprovisioned_minutes_at_hpa_cost, 1),
+            escape(v.best_at_hpa_cost.as_deref().unwrap_or("none")),
+            cell(v.shortfall_ratio_at_hpa_cost, 2),
+            cell(v.replica_minutes_at_hpa_shortfall, 0),
+            escape(v.best_at_hpa_shortfall.as_deref().unwrap_or("none")),
+            cell(v.cost_ratio_at_hpa_shortfall, 2),
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
 /// The report page. `table` rows: label, under-provisioned minutes, unserved, replica-minutes, events.
 pub fn render(
     title: &str,
@@ -267,6 +377,7 @@ pub fn render(
     capacity: f64,
     runs: &[(&str, &SimRun)],
     table: &[[String; 5]],
+    frontier: Option<&Frontier>,
 ) -> String {
     let mut html = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Prescient simulation — {t}</title>
@@ -285,12 +396,13 @@ pub fn render(
         html.push_str("</tr>");
     }
     html.push_str("</table><p>Under-provisioned: demand above ready capacity. Replica-minutes count every pod paid for (ready, starting or draining).</p>");
+    if let Some(frontier) = frontier {
+        html.push_str(&frontier_chart(frontier));
+    }
     let rows = runs.first().map_or(0, |(_, r)| r.rows.len());
     let consistent = runs.iter().all(|(_, r)| r.rows.len() == rows);
     if rows > 0 && consistent {
-        let band_run = runs
-            .iter()
-            .position(|(_, r)| matches!(r.policy, PolicyKind::Predictive { .. }));
+        let band_run = runs.iter().position(|(_, r)| r.policy.name() == "predictive");
         let all = columns(runs, capacity, 0..rows, band_run);
         html.push_str(&chart("Whole replay", runs, &all));
         // The busiest moment at full resolution: 4 hours (or the whole replay) around the peak demand.

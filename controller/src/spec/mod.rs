@@ -98,8 +98,11 @@ pub struct ScalingSpec {
     /// Pod start-up plus margin.
     pub lead_time: Duration,
     pub model: ModelChoice,
-    /// Forecast quantile to provision for, in (0, 1).
+    /// Probability that each decision window's peak demand is served, in (0, 1).
     pub quantile: f64,
+    /// The share of time the user accepts being short (`spec.slo.maxUnderprovisionedFraction`): when
+    /// set, the controller chooses its quantile online to hold it, and `quantile` is only the start.
+    pub max_underprovisioned_fraction: Option<f64>,
     pub refit_interval: Duration,
     pub sync_period: Duration,
     pub behavior: ScalingBehavior,

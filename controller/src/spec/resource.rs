@@ -119,6 +119,18 @@ impl ScalingSpec {
             return Err(SpecError::new("scaleTargetRef", "kind and name are required"));
         }
         let f = &spec.forecast;
+        let max_underprovisioned_fraction = match &spec.slo {
+            Some(slo)
+                if !(slo.max_underprovisioned_fraction > 0.0 && slo.max_underprovisioned_fraction < 1.0) =>
+            {
+                return Err(SpecError::new(
+                    "slo.maxUnderprovisionedFraction",
+                    format!("must be in (0, 1), got {}", slo.max_underprovisioned_fraction),
+                ));
+            }
+            Some(slo) => Some(slo.max_underprovisioned_fraction),
+            None => None,
+        };
         let quantile = f.quantile;
         if !(quantile > 0.0 && quantile < 1.0) {
             return Err(SpecError::new(
@@ -175,6 +187,7 @@ impl ScalingSpec {
             behavior,
             scale_enabled: spec.mode == crd::Mode::Scale,
             forecast_enabled: true,
+            max_underprovisioned_fraction,
         })
     }
 }

@@ -1,0 +1,478 @@
+//! Online calibration of what the scaling rule consumes: the *peak* demand over the decision window.
+//!
+//! The forecaster's bands are per-step marginal quantiles, calibrated on backtest folds at the last
+//! refit. The rule needs something else: that with probability `q` the peak demand over
+//! `[now, now + leadTime + syncPeriod]` is served. The peak of per-step quantiles is not that quantile
+//! (steps are neither independent nor moving together), and the folds of the last refit do not see a
+//! change of regime until the next refit. So each autoscaler keeps a split-conformal calibration of the
+//! window peak itself, updated at every sync from what really happened:
+//!
+//! - At each sync, [`PeakCalibrator::plan`] records the window and the point forecast of its peak: the
+//!   peak of the forecast mean, and never below the demand observed now (the window starts now), so
+//!   the scores measure only what is not yet known.
+//! - Once the history covers a window, [`PeakCalibrator::observe`] turns it into a score
+//!   `(realised peak − forecast peak) / 2√x`: an error on the square-root scale, where counts' noise is
+//!   about the same at every level, so the band widens with the level as counts' noise does. `x` is the
+//!   larger of the forecast peak and a slow level of realised peaks (a one-hour half-life), so that a
+//!   forecast collapsing to zero in an upstream drop-out does not make the recovery's score explode.
+//! - The provisioned peak is `forecast + 2√x × Q(level)`, `Q` the conformal quantile of the scores of
+//!   the last day.
+//! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
+//!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
+//!   changes. With a quantile the error is a window whose peak exceeded what was provisioned; with an
+//!   SLO target ([`MissSignal::Shortfall`]) it is a sync at which demand exceeded ready capacity, so the
+//!   share of time short tracks the target.
+//!
+//! Pure: time and history are arguments.
+
+use std::collections::VecDeque;
+
+use prescient_model::TimeSeries;
+
+/// Scores older than this are forgotten (seconds): a day covers a daily cycle.
+const SCORE_LOOKBACK_SECONDS: i64 = 86_400;
+/// At most this many scores are kept (a day of 30 s syncs), whatever the sync period.
+const MAX_SCORES: usize = 2_880;
+/// Fewer realised windows than this: no calibration yet, the forecaster's own bands decide.
+pub const MIN_SCORES: usize = 30;
+/// Half-life of the level the scores are relative to (seconds).
+const LEVEL_HALF_LIFE_SECONDS: f64 = 3_600.0;
+/// Step size of the adaptive level (Gibbs & Candès' default).
+const ACI_GAMMA: f64 = 0.005;
+
+/// What counts as a miss for the adaptive level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MissSignal {
+    /// A window whose realised peak exceeded the provisioned peak; target rate `1 − quantile`.
+    WindowPeak { quantile: f64 },
+    /// A sync at which observed demand exceeded what the ready replicas serve; target rate the share
+    /// of time the user accepts being short.
+    Shortfall { max_fraction: f64 },
+}
+
+impl MissSignal {
+    fn target_rate(&self) -> f64 {
+        match self {
+            Self::WindowPeak { quantile } => 1.0 - quantile,
+            Self::Shortfall { max_fraction } => *max_fraction,
+        }
+    }
+}
+
+/// The share of syncs short of capacity over the last day: what the SLO target is compared with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShortfallTally {
+    syncs: VecDeque<(i64, bool)>,
+    short: usize,
+}
+
+impl ShortfallTally {
+    /// Records whether demand exceeded ready capacity at the sync at `now`.
+    pub fn record(&mut self, now: i64, short: bool) {
+        self.syncs.push_back((now, short));
+        self.short += usize::from(short);
+        while let Some(&(at, was_short)) = self.syncs.front() {
+            if now - at < SCORE_LOOKBACK_SECONDS {
+                break;
+            }
+            self.syncs.pop_front();
+            self.short -= usize::from(was_short);
+        }
+    }
+
+    /// Short syncs over syncs in the last day (`None` before the first sync).
+    pub fn fraction(&self) -> Option<f64> {
+        (!self.syncs.is_empty()).then(|| self.short as f64 / self.syncs.len() as f64)
+    }
+}
+
+/// A window planned for and not yet realised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PendingWindow {
+    from: i64,
+    to: i64,
+    forecast_peak: f64,
+    scale: f64,
+    /// The peak that was provisioned (after calibration), for the miss signal; `None` before the
+    /// calibration had enough windows (such a window does not move the level).
+    provisioned: Option<f64>,
+}
+
+/// Per-autoscaler state of the window-peak calibration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeakCalibrator {
+    signal: MissSignal,
+    pending: VecDeque<PendingWindow>,
+    /// Scores with the time their window ended, oldest first.
+    scores: VecDeque<(i64, f64)>,
+    /// The same scores, sorted, for quantiles.
+    sorted: Vec<f64>,
+    /// Slow level of realised peaks and the time it was last updated.
+    level: Option<(i64, f64)>,
+    /// The adaptive miss rate `α`.
+    alpha: f64,
+    shortfall: ShortfallTally,
+    /// Step of the history last observed, and when the level last adapted to each signal: outcomes
+    /// closer together than a step (or a window) are one outcome seen several times, so each adapts
+    /// the level by its share of that time only.
+    step_seconds: i64,
+    last_window_from: Option<i64>,
+    last_shortfall_at: Option<i64>,
+}
+
+/// What the calibration stands at, for status and dashboards.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationState {
+    /// The level (probability of serving the window peak) the next plan provisions for.
+    pub level: f64,
+    /// Realised windows the calibration rests on (`0..MIN_SCORES`: not calibrated yet).
+    pub realised_windows: usize,
+    /// Share of syncs in the last day at which demand exceeded ready capacity.
+    pub shortfall_fraction_last_day: Option<f64>,
+    /// The SLO target (share of time short accepted), when the level holds one.
+    pub max_underprovisioned_fraction: Option<f64>,
+}
+
+impl PeakCalibrator {
+    pub fn new(signal: MissSignal) -> Self {
+        Self {
+            signal,
+            pending: VecDeque::new(),
+            scores: VecDeque::new(),
+            sorted: Vec::new(),
+            level: None,
+            alpha: signal.target_rate(),
+            shortfall: ShortfallTally::default(),
+            step_seconds: 1,
+            last_window_from: None,
+            last_shortfall_at: None,
+        }
+    }
+
+    /// Where the calibration stands.
+    pub fn state(&self) -> CalibrationState {
+        CalibrationState {
+            level: self.level(),
+            realised_windows: self.scores(),
+            shortfall_fraction_last_day: self.shortfall.fraction(),
+            max_underprovisioned_fraction: match self.signal {
+                MissSignal::Shortfall { max_fraction } => Some(max_fraction),
+                MissSignal::WindowPeak { .. } => None,
+            },
+        }
+    }
+
+    /// Changes what is calibrated for (a new quantile or SLO target); the scores are kept, the level
+    /// restarts at the new target.
+    pub fn set_signal(&mut self, signal: MissSignal) {
+        if signal != self.signal {
+            self.signal = signal;
+            self.alpha = signal.target_rate();
+        }
+    }
+
+    /// Realised windows so far (within the lookback).
+    pub fn scores(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// The level the next plan provisions for: `1 − α`, within `[0, 1]`.
+    pub fn level(&self) -> f64 {
+        (1.0 - self.alpha).clamp(0.0, 1.0)
+    }
+
+    /// Scores every pending window that `history` now covers (its last point's step reaches the window
+    /// end); windows the history no longer holds are dropped.
+    pub fn observe(&mut self, history: &TimeSeries) {
+        let step = history.step_seconds().max(1);
+        self.step_seconds = step;
+        let covered_until = history.end() + step;
+        while let Some(window) = self.pending.front().copied() {
+            if window.to >= covered_until {
+                break;
+            }
+            self.pending.pop_front();
+            let Some(realised) = peak_of(history, window.from, window.to) else {
+                continue;
+            };
+            if let (MissSignal::WindowPeak { .. }, Some(provisioned)) = (self.signal, window.provisioned) {
+                let apart = self.last_window_from.map_or(i64::MAX, |at| window.from - at);
+                let weight = share_of(apart, step.max(window.to - window.from));
+                self.adapt(realised > provisioned + 1e-9, weight);
+            }
+            self.last_window_from = Some(window.from);
+            self.update_level(window.to, realised);
+            self.push_score(window.to, (realised - window.forecast_peak) / window.scale);
+        }
+    }
+
+    /// One sync's observation of whether demand exceeded the ready capacity (the SLO signal).
+    pub fn observe_shortfall(&mut self, now: i64, short: bool) {
+        self.shortfall.record(now, short);
+        if let MissSignal::Shortfall { .. } = self.signal {
+            let apart = self.last_shortfall_at.map_or(i64::MAX, |at| now - at);
+            self.adapt(short, share_of(apart, self.step_seconds));
+        }
+        self.last_shortfall_at = Some(now);
+    }
+
+    /// The peak to provision for the window `[from, to]` given the forecast's point peak over it, and
+    /// records the window for calibration. `None` while fewer than [`MIN_SCORES`] windows are realised.
+    pub fn plan(&mut self, from: i64, to: i64, forecast_peak: f64) -> Option<f64> {
+        if !forecast_peak.is_finite() {
+            return None;
+        }
+        let forecast_peak = forecast_peak.max(0.0);
+        let scale = self.scale(forecast_peak);
+        let provisioned = self
+            .quantile(self.level())
+            .map(|q| (forecast_peak + scale * q).max(0.0));
+        // Windows are planned in time order; a repeated sync at the same time replaces its plan.
+        if self.pending.back().is_some_and(|w| w.from >= from) {
+            self.pending.pop_back();
+        }
+        self.pending.push_back(PendingWindow {
+            from,
+            to,
+            forecast_peak,
+            scale,
+            provisioned,
+        });
+        provisioned
+    }
+
+    /// What a score is measured in at a forecast peak of `forecast_peak`: `2√x`, the derivative of the
+    /// square root, so that scores are errors on the square-root scale, where counts' noise is about the
+    /// same at every level (a Poisson count's variance equals its mean). `x` is the larger of the forecast
+    /// and the slow level of realised peaks, so a forecast collapsing to zero does not make the score of
+    /// the recovery explode.
+    fn scale(&self, forecast_peak: f64) -> f64 {
+        let floor = self
+            .level
+            .map_or(forecast_peak, |(_, level)| forecast_peak.max(level));
+        (2.0 * floor.sqrt()).max(1e-9)
+    }
+
+    /// The conformal quantile of the scores at `level` (with the finite-sample correction).
+    fn quantile(&self, level: f64) -> Option<f64> {
+        let n = self.sorted.len();
+        if n < MIN_SCORES {
+            return None;
+        }
+        let rank = ((n as f64 + 1.0) * level).ceil() as usize;
+        Some(self.sorted[rank.clamp(1, n) - 1])
+    }
+
+    fn adapt(&mut self, miss: bool, weight: f64) {
+        let target = self.signal.target_rate();
+        let err = if miss { 1.0 } else { 0.0 };
+        // Bounded to the levels that mean something (α = 0 provisions for the largest score), so that a
+        // long run of misses does not wind the level up beyond recovery.
+        self.alpha = (self.alpha + weight * ACI_GAMMA * (target - err)).clamp(0.0, 1.0);
+    }
+
+    fn update_level(&mut self, at: i64, realised: f64) {
+        self.level = Some(match self.level {
+            None => (at, realised),
+            Some((last, level)) => {
+                let elapsed = (at - last).max(0) as f64;
+                let weight = 1.0 - 0.5f64.powf(elapsed / LEVEL_HALF_LIFE_SECONDS);
+                (at.max(last), level + weight * (realised - level))
+            }
+        });
+    }
+
+    fn push_score(&mut self, at: i64, score: f64) {
+        if !score.is_finite() {
+            return;
+        }
+        self.scores.push_back((at, score));
+        insert_sorted(&mut self.sorted, score);
+        while let Some(&(oldest_at, oldest)) = self.scores.front() {
+            if self.scores.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
+                break;
+            }
+            self.scores.pop_front();
+            remove_sorted(&mut self.sorted, oldest);
+        }
+    }
+}
+
+/// The share of an outcome's own span (`span` seconds) not already covered by the previous outcome
+/// `apart` seconds earlier: 1 for outcomes at least a span apart.
+fn share_of(apart: i64, span: i64) -> f64 {
+    (apart.max(0) as f64 / span.max(1) as f64).min(1.0)
+}
+
+/// Peak of the finite values of the steps overlapping `[from, to]`.
+fn peak_of(history: &TimeSeries, from: i64, to: i64) -> Option<f64> {
+    let step = history.step_seconds().max(1);
+    let start = history.start();
+    let first = ((from - start).div_euclid(step)).max(0);
+    let last = (to - start).div_euclid(step);
+    if last < 0 {
+        return None;
+    }
+    let values = history.values();
+    let first = usize::try_from(first).ok()?;
+    let last = usize::try_from(last).ok()?.min(values.len().checked_sub(1)?);
+    values
+        .get(first..=last)?
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .reduce(f64::max)
+}
+
+fn insert_sorted(sorted: &mut Vec<f64>, value: f64) {
+    let at = sorted.partition_point(|v| *v < value);
+    sorted.insert(at, value);
+}
+
+fn remove_sorted(sorted: &mut Vec<f64>, value: f64) {
+    let at = sorted.partition_point(|v| *v < value);
+    if sorted.get(at) == Some(&value) {
+        sorted.remove(at);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    /// Lognormal draws `exp(σ Z)` (Z standard normal by Box–Muller), for demand with a known distribution.
+    struct LogNormal {
+        sigma: f64,
+    }
+
+    impl LogNormal {
+        fn sample(&self, rng: &mut StdRng) -> f64 {
+            let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+            let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+            (self.sigma * z).exp()
+        }
+    }
+
+    /// Replays a series through the calibrator as the core does: plan a window at each step, observe
+    /// as the history grows. Returns the share of windows whose peak exceeded the plan (after warm-up).
+    fn replay(values: &[f64], forecast: impl Fn(usize) -> f64, signal: MissSignal) -> (f64, PeakCalibrator) {
+        let step = 60;
+        let mut calibrator = PeakCalibrator::new(signal);
+        let mut history = TimeSeries::from_values(0, step, vec![values[0]]).unwrap();
+        let (mut misses, mut planned) = (0usize, 0usize);
+        for i in 1..values.len() - 2 {
+            history.append(&[(i as i64 * step, values[i])]).unwrap();
+            calibrator.observe(&history);
+            let now = i as i64 * step;
+            // The window is the next two steps.
+            let (from, to) = (now + step, now + 2 * step);
+            if let Some(provisioned) = calibrator.plan(from, to, forecast(i)) {
+                planned += 1;
+                let realised = values[i + 1].max(values[i + 2]);
+                misses += usize::from(realised > provisioned);
+            }
+        }
+        (misses as f64 / planned.max(1) as f64, calibrator)
+    }
+
+    #[test]
+    fn the_window_peak_is_covered_at_its_quantile_for_a_known_distribution() {
+        // Demand = 100 × lognormal noise, i.i.d.: the peak of two steps has the distribution F(x)², so
+        // no per-step quantile answers it; the calibration must.
+        let mut rng = StdRng::seed_from_u64(7);
+        let noise = LogNormal { sigma: 0.3 };
+        let values: Vec<f64> = (0..6000).map(|_| 100.0 * noise.sample(&mut rng)).collect();
+        let mut peaks: Vec<f64> = (0..200_000)
+            .map(|_| 100.0 * noise.sample(&mut rng).max(noise.sample(&mut rng)))
+            .collect();
+        peaks.sort_by(f64::total_cmp);
+        for quantile in [0.8, 0.9, 0.95] {
+            let (miss, calibrator) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile });
+            assert!(
+                (miss - (1.0 - quantile)).abs() < 0.02,
+                "q{quantile}: miss rate {miss}"
+            );
+            // At its target level, the plan is the known quantile of the peak.
+            let exact = peaks[(quantile * peaks.len() as f64) as usize];
+            let mut at_target = calibrator.clone();
+            at_target.alpha = 1.0 - quantile;
+            let planned = at_target.plan(1_000_000, 1_000_060, 100.0).unwrap();
+            assert!(
+                (planned - exact).abs() / exact < 0.05,
+                "q{quantile}: planned {planned}, exact {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_adaptive_level_converges_to_its_target_rate_after_a_regime_change() {
+        // The noise doubles halfway: a calibration that only looked at the past regime would miss
+        // far more often; the adaptive level brings the miss rate of the second half back to target.
+        let mut rng = StdRng::seed_from_u64(11);
+        let calm = LogNormal { sigma: 0.1 };
+        let wild = LogNormal { sigma: 0.4 };
+        let values: Vec<f64> = (0..12_000)
+            .map(|i| {
+                100.0
+                    * if i < 6000 {
+                        calm.sample(&mut rng)
+                    } else {
+                        wild.sample(&mut rng)
+                    }
+            })
+            .collect();
+        let (_, _) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        let second_half: Vec<f64> = values[6000..].to_vec();
+        let (miss, _) = replay(&second_half, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        assert!((miss - 0.1).abs() < 0.02, "miss rate {miss}");
+        // And across the change, the long-run rate is on target too.
+        let (miss_all, _) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        assert!(
+            (miss_all - 0.1).abs() < 0.02,
+            "miss rate across the change {miss_all}"
+        );
+    }
+
+    #[test]
+    fn a_shortfall_target_moves_the_level_until_the_short_share_matches() {
+        let mut calibrator = PeakCalibrator::new(MissSignal::Shortfall { max_fraction: 0.02 });
+        let start = calibrator.level();
+        for i in 0..200 {
+            calibrator.observe_shortfall(i * 30, true);
+        }
+        assert!(calibrator.level() > start, "short too often: the level rises");
+        let high = calibrator.level();
+        for i in 200..2200 {
+            calibrator.observe_shortfall(i * 30, false);
+        }
+        assert!(calibrator.level() < high, "never short: the level falls back");
+        let tally = calibrator.state().shortfall_fraction_last_day.unwrap();
+        assert!((tally - 200.0 / 2200.0).abs() < 1e-12, "{tally}");
+    }
+
+    #[test]
+    fn a_collapse_of_the_forecast_does_not_make_scores_explode() {
+        // Demand steady at 100; the forecast falls to 0 for a while (an upstream drop-out seen as
+        // demand): the recovery's score is relative to the level (2√100), not to a zero forecast.
+        let values = vec![100.0; 400];
+        let (_, calibrator) = replay(
+            &values,
+            |i| if (200..205).contains(&i) { 0.0 } else { 100.0 },
+            MissSignal::WindowPeak { quantile: 0.9 },
+        );
+        let worst = calibrator.sorted.last().copied().unwrap();
+        assert!(worst <= 100.0 / 20.0 + 1e-9, "largest score {worst}");
+    }
+
+    #[test]
+    fn no_calibration_before_enough_windows_and_none_for_a_non_finite_forecast() {
+        let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
+        assert_eq!(calibrator.plan(0, 60, 10.0), None);
+        assert_eq!(calibrator.plan(60, 120, f64::NAN), None);
+        let (_, calibrator) = replay(&[5.0; 100], |_| 5.0, MissSignal::WindowPeak { quantile: 0.9 });
+        assert!(calibrator.scores() >= MIN_SCORES);
+    }
+}
