@@ -22,6 +22,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if text.is_empty() {
         return Err(err("empty"));
     }
+    if text.starts_with('-') {
+        return Err(err("durations cannot be negative"));
+    }
     let mut total_ms: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
@@ -124,6 +127,8 @@ mod tests {
         }
         let err = parse_duration("10y").unwrap_err();
         assert!(err.to_string().contains("10y"));
+        let err = parse_duration("-5m").unwrap_err();
+        assert!(err.to_string().contains("durations cannot be negative"), "{err}");
     }
 
     #[test]

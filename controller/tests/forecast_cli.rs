@@ -189,3 +189,184 @@ fn a_closed_pipe_is_a_quiet_exit_and_a_full_disk_a_clear_error() {
         );
     }
 }
+
+/// Runs `prescient` on `input` and returns (status success, stdout, stderr).
+fn run_on(args: &[&str], input: &std::path::Path) -> (bool, String, String) {
+    let output = prescient().args(args).arg("--input").arg(input).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_newest_sample_is_kept_when_the_first_timestamp_is_off_the_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("off-grid.csv");
+    let mut text = String::from("timestamp,value\n1700000007,100\n");
+    for i in 1..200 {
+        text.push_str(&format!("{},100\n", 1_700_000_000 + 60 * i));
+    }
+    text.push_str("1700011990,99999\n");
+    std::fs::write(&path, text).unwrap();
+    let (ok, stdout, stderr) = run_on(
+        &["forecast", "--model", "naive", "--horizon", "5m", "--json"],
+        &path,
+    );
+    assert!(ok, "{stderr}");
+    let forecast: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(forecast["forecast"][0]["mean"], 99999.0, "{stdout}");
+    let (ok, stdout, stderr) = run_on(
+        &[
+            "simulate",
+            "--json",
+            "--policy",
+            "reactive",
+            "--capacity-per-replica",
+            "10",
+            "--startup-delay",
+            "1m",
+        ],
+        &path,
+    );
+    assert!(ok, "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["points"], 201, "{stdout}");
+}
+
+#[test]
+fn millisecond_timestamps_are_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ms.csv");
+    let text: String = std::iter::once("timestamp,value\n".to_owned())
+        .chain((0..300).map(|i| format!("{},5\n", 1_700_000_000_000_i64 + 60_000 * i)))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    for command in ["forecast", "backtest"] {
+        let (ok, _, stderr) = run_on(&[command, "--horizon", "15m"], &path);
+        assert!(!ok);
+        assert!(
+            stderr.contains("line 2") && stderr.contains("milliseconds"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn cleaning_says_how_many_rows_each_rule_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dirty.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..400 {
+        let value = match i {
+            10 => "NaN".to_owned(),
+            20 => "inf".to_owned(),
+            30 => String::new(),
+            40 | 41 => "-3".to_owned(),
+            _ => format!("{}", 50 + i % 7),
+        };
+        text.push_str(&format!("{},{value}\n", 1_700_000_000 + 60 * i));
+    }
+    text.push_str("1700000060,51\n");
+    std::fs::write(&path, text).unwrap();
+    let expected = serde_json::json!({"missing_values": 3, "negative_values": 2, "duplicate_rows": 1});
+    for command in ["forecast", "backtest"] {
+        let (ok, stdout, stderr) = run_on(&[command, "--horizon", "15m", "--json"], &path);
+        assert!(ok, "{command}: {stderr}");
+        let json: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json["cleaning"], expected, "{command}");
+        assert!(
+            stderr.contains("3 row(s) with an empty, NaN or infinite value")
+                && stderr.contains("2 negative value(s) clamped to 0")
+                && stderr.contains("1 row(s) with a duplicate timestamp"),
+            "{command}: {stderr}"
+        );
+    }
+    let (ok, stdout, stderr) = run_on(
+        &["backtest", "--horizon", "15m", "--json"],
+        &trace("wc98-1min.csv"),
+    );
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("trace cleaning"), "a clean trace: {stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["cleaning"]["duplicate_rows"], 0);
+}
+
+#[test]
+fn folds_are_capped_to_what_the_trace_holds_and_the_default_is_not_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.csv");
+    let text: String = std::iter::once("timestamp,value\n".to_owned())
+        .chain((0..600).map(|i| format!("{},{}\n", 1_700_000_000 + 60 * i, 40 + i % 11)))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let (ok, stdout, stderr) = run_on(
+        &["backtest", "--horizon", "15m", "--folds", "100000", "--json"],
+        &path,
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("--folds 100000 capped to"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["folds"].as_u64().unwrap() <= 100, "{}", report["folds"]);
+
+    let (ok, _, stderr) = run_on(&["backtest", "--horizon", "15m", "--json"], &path);
+    assert!(ok, "{stderr}");
+    assert!(
+        !stderr.contains("folds"),
+        "the default is used as it is: {stderr}"
+    );
+    let (ok, _, stderr) = run_on(
+        &["backtest", "--horizon", "15m", "--folds", "20", "--json"],
+        &path,
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("--folds 20 raised to 60"), "{stderr}");
+
+    for command in ["backtest", "forecast"] {
+        let help = prescient().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(!help.contains("prescient_model"), "{command} --help: {help}");
+        assert!(help.contains("[default: 60]"), "{command} --help: {help}");
+    }
+}
+
+#[test]
+fn bad_files_and_flags_get_messages_that_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let empty = write("empty.csv", b"");
+    let one_row = write("one-row.csv", b"timestamp,value\n1700000000,4\n");
+    let latin1 = write("latin1.csv", b"timestamp,value\n1700000000,4\n1700000060,5\xe9\n");
+    let missing = dir.path().join("missing.csv");
+    for command in ["forecast", "backtest"] {
+        let args = [command, "--horizon", "15m"];
+        let (ok, _, stderr) = run_on(&args, &empty);
+        assert!(!ok && stderr.contains("is empty"), "{command}: {stderr}");
+        let (ok, _, stderr) = run_on(&args, &one_row);
+        assert!(!ok && stderr.contains("at least two rows"), "{command}: {stderr}");
+        let (ok, _, stderr) = run_on(&args, &latin1);
+        assert!(
+            !ok && stderr.contains("not UTF-8") && stderr.contains("line 3"),
+            "{command}: {stderr}"
+        );
+        let (ok, _, stderr) = run_on(&args, &missing);
+        assert!(!ok);
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{command}: {stderr}"
+        );
+
+        let (ok, _, stderr) = run_on(&[command, "--horizon", "-5m"], &one_row);
+        assert!(!ok);
+        assert!(
+            stderr.contains("durations cannot be negative"),
+            "{command}: {stderr}"
+        );
+    }
+}

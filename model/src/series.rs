@@ -238,9 +238,12 @@ impl TimeSeries {
     }
 }
 
-/// Number of grid points from `start` to `last` inclusive, refusing absurd grids.
+/// Number of grid points from `start` up to the slot of `last` inclusive, refusing absurd grids. The
+/// slot is the nearest one, as in [`slot`]: with a first timestamp off the grid (`:07`, then `:00` on
+/// every minute) the last sample may round up past `start + k * step`, and must not fall off the end.
 fn grid_len(start: i64, last: i64, step: i64) -> Result<usize, SeriesError> {
-    let span = (i128::from(last) - i128::from(start)) / i128::from(step) + 1;
+    let (offset, step) = (i128::from(last) - i128::from(start), i128::from(step));
+    let span = offset.div_euclid(step) + i128::from(offset.rem_euclid(step) * 2 >= step) + 1;
     let len = usize::try_from(span.max(1)).unwrap_or(usize::MAX);
     if len > MAX_POINTS {
         return Err(SeriesError::TooLong(len, MAX_POINTS));
@@ -272,6 +275,20 @@ mod tests {
         assert!(s.values()[10].is_nan());
         assert_eq!(s.finite_len(), 5);
         assert_eq!(s.last_finite(), Some((1380, 7.0)));
+    }
+
+    #[test]
+    fn keeps_the_newest_sample_when_the_first_timestamp_is_off_the_grid() {
+        let mut pairs = vec![(7, 100.0)];
+        pairs.extend((1..200).map(|i| (60 * i, 100.0)));
+        pairs.push((11_990, 99_999.0));
+        let s = TimeSeries::from_pairs(&pairs).unwrap();
+        assert_eq!(s.len(), 201);
+        assert_eq!(s.last_finite(), Some((s.end(), 99_999.0)));
+
+        let mut appended = TimeSeries::from_pairs(&pairs[..200]).unwrap();
+        appended.append(&pairs[200..]).unwrap();
+        assert_eq!(appended.last_finite(), Some((appended.end(), 99_999.0)));
     }
 
     #[test]

@@ -10,20 +10,22 @@
 //! `coverage` is the measured share of actual values inside the central `level` band (each fold's band
 //! calibrated on the other folds); `pinball` is the mean pinball loss of the band's two quantiles;
 //! `fit_seconds` is one fit (for `auto`, the fits of every candidate); `smape` is a fraction in [0, 2].
-//! A metric that cannot be computed is `null`.
+//! A metric that cannot be computed is `null`. `"cleaning"` counts the trace rows each cleaning rule
+//! touched (`{"missing_values": 0, "negative_values": 0, "duplicate_rows": 0}`).
 
 use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::bail;
-use prescient_model::{BacktestOptions, backtest};
+use prescient_model::{BacktestOptions, BacktestReport, MIN_FOLDS, backtest};
+use serde::Serialize;
 
 use crate::{
     commands::{
-        forecast::{horizon_steps, shortfall},
+        forecast::{fold_count, horizon_steps, shortfall, warn},
         print_stdout,
     },
     duration::HumanDuration,
-    edges::trace::{read_trace, trace_series},
+    edges::trace::{Cleaning, read_trace, trace_series},
 };
 
 /// Arguments of `prescient backtest`.
@@ -33,11 +35,11 @@ pub struct Args {
     #[arg(long)]
     pub input: PathBuf,
     /// Forecast horizon every model is scored at (e.g. `15m`, `2h`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub horizon: HumanDuration,
-    /// Rolling-origin folds (origins half a horizon apart at the end of the trace; at least
-    /// `prescient_model::MIN_FOLDS` are used, since the bands are calibrated on their residuals).
-    #[arg(long, default_value_t = 20)]
+    /// Rolling-origin folds (origins half a horizon apart at the end of the trace): at least 60,
+    /// since the bands are calibrated on their residuals, and at most what the trace holds.
+    #[arg(long, default_value_t = MIN_FOLDS)]
     pub folds: usize,
     /// Level of the central band whose coverage is measured, in (0, 1).
     #[arg(long, default_value_t = 0.9)]
@@ -47,6 +49,14 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The `--json` output: the report's fields, and how many trace rows each cleaning rule touched.
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a BacktestReport,
+    cleaning: Cleaning,
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if !(args.level > 0.0 && args.level < 1.0) {
         bail!("--level must be in (0, 1), got {}", args.level);
@@ -54,9 +64,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let points = read_trace(&args.input)?;
     let history = trace_series(&points)?;
     let horizon = horizon_steps(args.horizon, history.step_seconds())?;
+    let cleaning = Cleaning::of(&points, &history);
+    let (folds, folds_note) = fold_count(args.folds, history.len(), horizon);
+    warn(
+        (!cleaning.is_clean())
+            .then(|| cleaning.to_string())
+            .into_iter()
+            .chain(folds_note),
+    );
     let options = BacktestOptions {
         horizon_steps: horizon,
-        folds: args.folds,
+        folds,
         level: args.level,
     };
     let report = backtest(&history, &options).map_err(|e| {
@@ -68,7 +86,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))
     })?;
     if args.json {
-        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+        let output = Output {
+            report: &report,
+            cleaning,
+        };
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&output)?));
     }
     let mut text = String::new();
     writeln!(

@@ -6,17 +6,17 @@
 //! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
 //! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
 
-use std::{fmt::Write as _, path::PathBuf};
+use std::{fmt::Write as _, io::Write as _, path::PathBuf};
 
 use anyhow::bail;
-use prescient_model::{FitOptions, ModelChoice, ModelError, fit};
+use prescient_model::{FitOptions, MIN_FOLDS, ModelChoice, ModelError, fit};
 use serde::Serialize;
 
 use crate::{
     commands::print_stdout,
     core::steps_duration,
     duration::{HumanDuration, format_duration, rfc3339},
-    edges::trace::{read_trace, trace_series},
+    edges::trace::{Cleaning, read_trace, trace_series},
 };
 
 /// Arguments of `prescient forecast`.
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     pub input: PathBuf,
     /// How far ahead to forecast (e.g. `30m`, `2h`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub horizon: HumanDuration,
     /// `auto` or one of naive, seasonal_naive, holt_winters, mstl, linear, svr.
     #[arg(long, default_value = "auto")]
@@ -34,8 +34,9 @@ pub struct Args {
     /// Level of the central prediction band (lower/upper), in (0, 1).
     #[arg(long, default_value_t = 0.9)]
     pub quantile: f64,
-    /// Rolling-origin folds used for selection and band calibration.
-    #[arg(long, default_value_t = prescient_model::MIN_FOLDS)]
+    /// Rolling-origin folds used for selection and band calibration (at least 60, at most what the
+    /// trace holds).
+    #[arg(long, default_value_t = MIN_FOLDS)]
     pub folds: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -48,6 +49,8 @@ struct Output {
     step_seconds: i64,
     season_steps: Vec<usize>,
     forecast: Vec<Point>,
+    /// How many trace rows each cleaning rule touched.
+    cleaning: Cleaning,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +68,39 @@ pub(crate) fn horizon_steps(horizon: HumanDuration, step_seconds: i64) -> anyhow
         bail!("--horizon must be at least one second, got {horizon}");
     }
     Ok(usize::try_from((seconds + step_seconds - 1) / step_seconds.max(1)).unwrap_or(usize::MAX))
+}
+
+/// The folds to run for `requested`: at least [`MIN_FOLDS`] (the bands are calibrated on the folds'
+/// residuals) and at most as many origins half a horizon apart as the trace holds (beyond that, folds
+/// only overlap more and the backtest grows quadratically). Returns a note when `requested` changed.
+pub(crate) fn fold_count(requested: usize, history_len: usize, horizon: usize) -> (usize, Option<String>) {
+    let stride = horizon.div_ceil(2).max(1);
+    // The first origin needs a minimal training window, every fold a full horizon of actuals.
+    let supported = (history_len.saturating_sub(horizon.max(16) + horizon) / stride + 1).max(MIN_FOLDS);
+    let folds = requested.clamp(MIN_FOLDS, supported);
+    let note = if requested < MIN_FOLDS {
+        Some(format!(
+            "--folds {requested} raised to {MIN_FOLDS}: the prediction bands are calibrated on the folds' \
+             residuals and need at least {MIN_FOLDS}"
+        ))
+    } else if requested > supported {
+        Some(format!(
+            "--folds {requested} capped to {supported}: the trace's {history_len} points hold {supported} \
+             origins half a horizon ({horizon} steps) apart"
+        ))
+    } else {
+        None
+    };
+    (folds, note)
+}
+
+/// Says on stderr what was repaired in the trace and what was changed in the flags (stderr may be
+/// gone: that is no reason to fail).
+pub(crate) fn warn(notes: impl IntoIterator<Item = String>) {
+    let mut stderr = std::io::stderr().lock();
+    for note in notes {
+        let _ = writeln!(stderr, "note: {note}");
+    }
 }
 
 /// What a too-short history lacks, in time rather than steps (empty for other errors), so that
@@ -89,10 +125,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let points = read_trace(&args.input)?;
     let history = trace_series(&points)?;
     let horizon = horizon_steps(args.horizon, history.step_seconds())?;
+    let cleaning = Cleaning::of(&points, &history);
+    let (folds, folds_note) = fold_count(args.folds, history.len(), horizon);
+    warn(
+        (!cleaning.is_clean())
+            .then(|| cleaning.to_string())
+            .into_iter()
+            .chain(folds_note),
+    );
     let options = FitOptions {
         horizon_steps: horizon,
         model,
-        folds: args.folds,
+        folds,
     };
     let fitted = fit(&history, &options).map_err(|e| {
         let shortfall = shortfall(&e, history.step_seconds());
@@ -120,6 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 upper,
             })
             .collect(),
+        cleaning,
     };
     if args.json {
         return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&output)?));

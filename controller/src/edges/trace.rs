@@ -12,36 +12,76 @@ use super::{MetricsError, MetricsSource};
 /// A trace that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("cannot read trace {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    // The io error is in the message and deliberately not a `source`, so that it is said once.
+    #[error("cannot read trace {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("trace {path} is empty: write a `timestamp,value` header and at least two rows")]
+    EmptyFile { path: String },
+    #[error("trace {path} is not UTF-8 text: line {line} holds an invalid byte")]
+    NotUtf8 { path: String, line: usize },
     #[error("line {line}: {message}")]
     Row { line: u64, message: String },
     #[error("trace header must be `timestamp,value`, got `{0}`")]
     Header(String),
     #[error("trace has no data rows")]
     Empty,
+    #[error(
+        "trace has {rows} data row(s) at {times} distinct time(s): at least two rows at different times \
+         are needed to find the step"
+    )]
+    TooFewRows { rows: usize, times: usize },
     #[error("trace cannot be put on a regular grid: {0}")]
-    Grid(#[from] prescient_model::SeriesError),
+    Grid(prescient_model::SeriesError),
 }
+
+impl From<prescient_model::SeriesError> for TraceError {
+    fn from(error: prescient_model::SeriesError) -> Self {
+        Self::Grid(error)
+    }
+}
+
+/// Unix seconds beyond this (the year 5138) are taken for milliseconds and refused: read as seconds,
+/// a 1-minute trace would have a 16-hour step and every forecast would be silently wrong.
+const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
 
 /// Reads a trace file.
 pub fn read_trace(path: &Path) -> Result<Vec<(i64, f64)>, TraceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
+    let bytes = std::fs::read(path).map_err(|error| TraceError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
-    parse_trace(&text)
+    let text = std::str::from_utf8(&bytes).map_err(|e| TraceError::NotUtf8 {
+        path: path.display().to_string(),
+        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+    })?;
+    if text.trim().is_empty() {
+        return Err(TraceError::EmptyFile {
+            path: path.display().to_string(),
+        });
+    }
+    parse_trace(text)
 }
 
 /// Parses a unix-seconds or RFC 3339 timestamp.
 fn parse_timestamp(field: &str) -> Result<i64, String> {
+    let milliseconds = || {
+        format!(
+            "timestamp {field} looks like milliseconds: timestamps are unix seconds or RFC 3339 \
+             (divide by 1000)"
+        )
+    };
     if let Ok(seconds) = field.parse::<i64>() {
+        if seconds.abs() >= MAX_UNIX_SECONDS {
+            return Err(milliseconds());
+        }
         return Ok(seconds);
     }
     if let Ok(seconds) = field.parse::<f64>()
         && seconds.is_finite()
-        && seconds.abs() < 1e15
     {
+        if seconds.abs() >= MAX_UNIX_SECONDS as f64 {
+            return Err(milliseconds());
+        }
         return Ok(seconds.floor() as i64);
     }
     field
@@ -99,7 +139,65 @@ pub fn parse_trace(text: &str) -> Result<Vec<(i64, f64)>, TraceError> {
 
 /// Puts trace points on a regular grid (the step is the median spacing).
 pub fn trace_series(points: &[(i64, f64)]) -> Result<TimeSeries, TraceError> {
+    let mut times: Vec<i64> = points.iter().map(|p| p.0).collect();
+    times.sort_unstable();
+    times.dedup();
+    if times.len() < 2 {
+        return Err(TraceError::TooFewRows {
+            rows: points.len(),
+            times: times.len(),
+        });
+    }
     Ok(TimeSeries::from_pairs(points)?)
+}
+
+/// How many trace rows each cleaning rule of [`TimeSeries`] touched, so that a repaired trace is
+/// never repaired silently (printed on stderr and, with `--json`, as `"cleaning"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Cleaning {
+    /// Rows whose value was empty, NaN or infinite: kept as missing values.
+    pub missing_values: usize,
+    /// Rows with negative demand, clamped to 0.
+    pub negative_values: usize,
+    /// Rows that share a grid slot with an earlier row (duplicate timestamps): averaged with it.
+    pub duplicate_rows: usize,
+}
+
+impl Cleaning {
+    /// Counts the rows of `points` each rule touched when they were put on `series`' grid.
+    pub fn of(points: &[(i64, f64)], series: &TimeSeries) -> Self {
+        let (start, step) = (series.start(), series.step_seconds().max(1));
+        let mut slots: Vec<i64> = points
+            .iter()
+            .map(|&(t, _)| {
+                // The nearest slot, as `TimeSeries` places samples.
+                let offset = t.saturating_sub(start);
+                offset.div_euclid(step) + i64::from(offset.rem_euclid(step) * 2 >= step)
+            })
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        Self {
+            missing_values: points.iter().filter(|p| !p.1.is_finite()).count(),
+            negative_values: points.iter().filter(|p| p.1 < 0.0).count(),
+            duplicate_rows: points.len() - slots.len(),
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::fmt::Display for Cleaning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trace cleaning: {} row(s) with an empty, NaN or infinite value kept as missing, {} negative \
+             value(s) clamped to 0, {} row(s) with a duplicate timestamp averaged",
+            self.missing_values, self.negative_values, self.duplicate_rows
+        )
+    }
 }
 
 /// The step of time-sorted trace points: the median of the positive spacings between them (`None` for
@@ -193,6 +291,40 @@ mod tests {
     fn empty_value_is_a_gap() {
         let points = parse_trace("timestamp,value\n60,\n").unwrap();
         assert!(points[0].1.is_nan());
+    }
+
+    #[test]
+    fn refuses_millisecond_timestamps() {
+        let err = parse_trace("timestamp,value\n1700000000000,1\n").unwrap_err();
+        assert!(
+            err.to_string().contains("line 2") && err.to_string().contains("milliseconds"),
+            "{err}"
+        );
+        assert!(parse_trace("timestamp,value\n1700000000.5,1\n").is_ok());
+    }
+
+    #[test]
+    fn counts_the_rows_each_cleaning_rule_touched() {
+        let points =
+            parse_trace("timestamp,value\n0,1\n60,\n60,3\n120,NaN\n180,-2\n240,inf\n240,5\n").unwrap();
+        let series = trace_series(&points).unwrap();
+        let cleaning = Cleaning::of(&points, &series);
+        assert_eq!(
+            cleaning,
+            Cleaning {
+                missing_values: 3,
+                negative_values: 1,
+                duplicate_rows: 2
+            }
+        );
+        assert!(Cleaning::of(&points[..1], &series).is_clean());
+    }
+
+    #[test]
+    fn one_row_is_too_few() {
+        let points = parse_trace("timestamp,value\n60,1\n").unwrap();
+        let err = trace_series(&points).unwrap_err();
+        assert!(err.to_string().contains("at least two rows"), "{err}");
     }
 
     #[test]
