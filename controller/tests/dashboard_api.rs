@@ -288,3 +288,75 @@ async fn rings_are_bounded() {
             .all(|w| w[1].timestamp - w[0].timestamp == STEP)
     );
 }
+
+#[tokio::test]
+async fn openapi_declares_security_only_with_a_token_and_the_scheme_is_case_insensitive() {
+    let store = DashboardStore::default();
+    filled_store(&store, 1).await;
+    let open = start(dashboard::router(store.clone(), None)).await;
+    let (status, doc) = get_json(&format!("{open}/openapi.json"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        doc.get("security").is_none(),
+        "no token, no security: {}",
+        doc["security"]
+    );
+    assert!(
+        doc["components"].get("securitySchemes").is_none(),
+        "{}",
+        doc["components"]
+    );
+
+    let guarded = start(dashboard::router(store, Some("s3cret".to_owned()))).await;
+    let (status, doc) = get_json(&format!("{guarded}/openapi.json"), Some("s3cret")).await;
+    assert_eq!(status, 200);
+    assert!(doc["security"].is_array(), "{doc}");
+    for authorization in ["bearer s3cret", "BEARER s3cret", "Bearer s3cret"] {
+        let response = reqwest::Client::new()
+            .get(format!("{guarded}/api/v1/autoscalers"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{authorization}");
+    }
+}
+
+#[tokio::test]
+async fn answers_carry_security_headers_and_errors_are_json() {
+    let store = DashboardStore::default();
+    filled_store(&store, 1).await;
+    let base = start(dashboard::router(store, None)).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/app.js",
+        "/api/v1/autoscalers",
+        "/api/v1/autoscalers/shop/web",
+        "/nowhere",
+    ] {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        if path.starts_with("/api/") {
+            assert_eq!(headers["cache-control"], "no-store", "{path}");
+        }
+    }
+    let response = client
+        .post(format!("{base}/api/v1/autoscalers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("POST"), "{body}");
+}

@@ -349,8 +349,17 @@ async fn get_forecast(
     }
 }
 
-async fn openapi_json() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+/// The document declares bearer security only when a token guards the API: without one, a client that
+/// follows it (schemathesis, a generated SDK) would send credentials nobody checks.
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    let mut doc = ApiDoc::openapi();
+    if !state.token_required {
+        doc.security = None;
+        if let Some(components) = doc.components.as_mut() {
+            components.security_schemes.clear();
+        }
+    }
+    Json(doc).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -369,6 +378,43 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}: this API is read-only (GET)",
+            request.method(),
+            request.uri().path()
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// Headers every answer carries: no MIME sniffing, no framing, no referrer; the data is live, so
+/// API answers are never cached (the page's assets keep their own `no-cache`).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn fallback(request: Request) -> Response {
@@ -397,6 +443,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 struct AppState {
     store: DashboardStore,
     metrics: Option<MetricsRenderer>,
+    token_required: bool,
 }
 
 /// Compares without stopping at the first differing byte, so response time says nothing about the token.
@@ -409,7 +456,9 @@ async fn require_token(State(expected): State<Arc<str>>, request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token));
     match given {
         Some(token) if same_secret(token.trim().as_bytes(), expected.as_bytes()) => next.run(request).await,
         Some(_) => unauthorized("wrong bearer token"),
@@ -437,9 +486,11 @@ pub fn router_with_metrics(
     token: Option<String>,
     metrics_renderer: Option<MetricsRenderer>,
 ) -> Router {
+    let token = token.filter(|t| !t.is_empty());
     let state = AppState {
         store,
         metrics: metrics_renderer,
+        token_required: token.is_some(),
     };
     let mut data = Router::new()
         .route("/api/v1/autoscalers", get(list_autoscalers))
@@ -451,7 +502,7 @@ pub fn router_with_metrics(
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics))
         .with_state(state);
-    if let Some(token) = token.filter(|t| !t.is_empty()) {
+    if let Some(token) = token {
         let expected: Arc<str> = Arc::from(token);
         data = data.layer(middleware::from_fn_with_state(expected, require_token));
     }
@@ -472,6 +523,8 @@ pub fn router_with_metrics(
         .route("/readyz", get(healthz))
         .merge(data)
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::map_response(security_headers))
 }
 
 #[cfg(test)]
