@@ -37,16 +37,16 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------- binaries
 
-# The Kubernetes minor version a binary reports, or nothing.
+# The Kubernetes minor version a binary reports, or nothing. (Output is captured whole: with pipefail, a
+# reader that stops early, like `head` or `grep -q`, would make the pipeline fail at random.)
 minor_of() {
   local out
   case "$(basename "$1")" in
-    kubectl) out=$("$1" version --client 2>/dev/null | head -1) ;;
-    etcd) out=$("$1" --version 2>/dev/null | head -1) ;;
-    kwok) out=$("$1" --version 2>/dev/null | head -1) ;;
-    *) out=$("$1" --version 2>/dev/null | head -1) ;;
+    kubectl) out=$("$1" version --client 2>/dev/null || true) ;;
+    *) out=$("$1" --version 2>/dev/null || true) ;;
   esac
-  echo "$out" | sed -n 's/.*v1\.\([0-9][0-9]*\)\..*/\1/p' | head -1
+  [[ "$out" =~ v1\.([0-9]+)\. ]] && echo "${BASH_REMATCH[1]}"
+  return 0
 }
 
 # Whether a found binary is of a version the tests can use.
@@ -56,7 +56,7 @@ fits() {
   [ -x "$path" ] || return 1
   [ "${LOCAL_CLUSTER_ANY_VERSION:-0}" = 1 ] && return 0
   case "$name" in
-    etcd) "$path" --version 2>/dev/null | grep -Eq 'etcd Version: 3\.(6|7|8)\.' ;;
+    etcd) [[ "$("$path" --version 2>/dev/null || true)" =~ etcd\ Version:\ 3\.(6|7|8)\. ]] ;;
     kwok) "$path" --version >/dev/null 2>&1 ;;
     kubectl)
       minor=$(minor_of "$path")
@@ -184,7 +184,10 @@ alive() {
   local pid
   [ -f "$1" ] || return 1
   pid=$(cat "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "$state"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  local cmdline
+  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+  [[ "$cmdline" == *"$state"* ]]
 }
 
 start_proc() {

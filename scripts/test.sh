@@ -12,6 +12,12 @@ cargo build --workspace --all-targets --locked
 # Unit, property, reconcile (in-memory API), Prometheus integration, live local, dashboard and browser tests.
 cargo test --workspace --locked --no-fail-fast
 
+# A real Kubernetes control plane on 127.0.0.1 (scripts/local-cluster.sh: the binaries are built once per
+# machine with Go and cached in .cache/k8s): the CRD and its validation on the real API server, and
+# `prescient run` as its least-privilege ServiceAccount (pre-scaling through /scale, status by server-side
+# apply, events, outages, leader election, a conflicting HPA). A control plane that cannot start fails.
+scripts/cluster-tests.sh
+
 # Kustomize overlays rendered and validated offline against the Kubernetes schemas; the CRD is checked
 # against `prescient crd` by a cargo test.
 scripts/validate-manifests.sh
@@ -22,5 +28,6 @@ notebooks/run.sh
 # Prescient beside statsforecast on one trace (the full table: scripts/peer-bench), so the comparison cannot rot.
 scripts/peer-bench --quick
 
-# Real-cluster end-to-end: runs only with a kubeconfig, and says so when skipped.
+# Real-cluster end-to-end: against the cluster of $KUBECONFIG when set, otherwise against the local control
+# plane (every overlay through a server-side dry run, the dev overlay applied and Available).
 scripts/e2e-cluster.sh

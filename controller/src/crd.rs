@@ -11,20 +11,81 @@ use crate::core::peak::CalibrationState;
 
 /// Durations as the CRD accepts them (`90s`, `15m`, `1h30m`, `7d`), checked by the API server; the
 /// reconciler parses them with [`crate::duration::parse_duration`], which accepts the same language.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d|w))+$";
+/// At most 9 digits per number, so no duration the API server accepts overflows (in the reconciler or in
+/// the CEL rules, which compute milliseconds in 64 bits).
+pub const DURATION_PATTERN: &str = r"^([0-9]{1,9}(ms|s|m|h|d|w))+$";
 
-/// Desired behaviour of one predictive autoscaler.
-///
-/// Validation that can live in the schema does (the API server rejects the object at `kubectl apply`):
-/// `minReplicas <= maxReplicas` as a CEL rule, `quantile` in (0, 1), durations by pattern. The rest
-/// (e.g. `leadTime <= horizon`, which needs parsed durations) is checked by
-/// [`crate::spec::ScalingSpec::from_resource`] and reported as a condition.
+/// Longest duration string the schema accepts (it also bounds the CEL rules' cost estimate).
+pub const DURATION_MAX_LENGTH: u32 = 32;
+
+/// Largest replica count the schema accepts: the `int32` of the Kubernetes `/scale` subresource.
+pub const MAX_REPLICAS_LIMIT: u32 = i32::MAX as u32;
+
+/// The values `forecast.model` accepts; each one is parsed by [`crate::spec::parse_model_choice`]
+/// (checked by a test).
+pub const MODEL_NAMES: [&str; 7] = [
+    "auto",
+    "naive",
+    "seasonal_naive",
+    "holt_winters",
+    "mstl",
+    "linear",
+    "svr",
+];
+
+/// Schema of a duration field: pattern, bounded length, and positive (a `0s` period or horizon would
+/// divide by zero or never fire). The field's doc comment and default are added by schemars.
+fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": DURATION_PATTERN,
+        "maxLength": DURATION_MAX_LENGTH,
+        "x-kubernetes-validations": [
+            {
+                "rule": format!("self.matches('{DURATION_PATTERN}')"),
+                "message": "must be a duration such as 90s, 15m, 2h, 7d or 1h30m (units ms, s, m, h, d, w; at most 9 digits per number)"
+            },
+            {
+                "rule": "!self.matches('^(0+(ms|s|m|h|d|w))+$')",
+                "message": "must be a positive duration (not 0s)"
+            }
+        ]
+    })
+}
+
+/// A CEL expression for the milliseconds of the duration string `field` (validated by
+/// [`DURATION_PATTERN`], so every part is a number and a unit).
+fn cel_millis(field: &str) -> String {
+    format!(
+        "{field}.findAll('[0-9]+(ms|s|m|h|d|w)').map(p, int(p.find('[0-9]+')) * \
+         (p.endsWith('ms') ? 1 : p.endsWith('s') ? 1000 : p.endsWith('m') ? 60000 : \
+         p.endsWith('h') ? 3600000 : p.endsWith('d') ? 86400000 : 604800000)).sum()"
+    )
+}
+
+/// CEL rule of [`ForecastSpec`]: the lead time must lie within the forecast horizon.
+fn lead_time_within_horizon() -> String {
+    format!(
+        "!has(self.leadTime) || !has(self.horizon) || {} <= {}",
+        cel_millis("self.leadTime"),
+        cel_millis("self.horizon")
+    )
+}
+
+// Validation that can live in the schema does (the API server rejects the object at `kubectl apply`):
+// `minReplicas <= maxReplicas` and `leadTime <= horizon` as CEL rules, `quantile` in (0, 1), positive
+// durations, bounded integers. `crate::spec::ScalingSpec::from_resource` checks everything again and
+// reports what is wrong as a condition (for objects stored before a rule existed).
+// Doc comments here are what `kubectl explain` shows: user documentation, no Rust.
+/// Desired behaviour of one predictive autoscaler: which workload to scale, between which bounds, on
+/// which demand signal, and how that demand is forecast.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be <= maxReplicas"))]
 #[kube(
     group = "prescient.dev",
     version = "v1alpha1",
     kind = "PredictiveAutoscaler",
+    doc = "A PredictiveAutoscaler scales a workload ahead of demand: it forecasts the demand a Prometheus query measures and sets the workload's replicas (through its /scale subresource) to what the forecast needs by the time a new pod is ready, never below what current demand needs.",
     plural = "predictiveautoscalers",
     shortname = "pa",
     namespaced,
@@ -38,24 +99,33 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d|w))+$";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PredictiveAutoscalerSpec {
-    /// The workload to scale; it must have a `/scale` subresource.
+    /// The workload to scale (a Deployment, StatefulSet, ReplicaSet or any resource with a `/scale`
+    /// subresource), in the autoscaler's namespace.
     pub scale_target_ref: ScaleTargetRef,
+    /// The fewest replicas the autoscaler sets (default 1). 0 is allowed: the workload may be scaled to
+    /// zero when neither current nor forecast demand needs a replica.
     #[serde(default = "default_min_replicas")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub min_replicas: u32,
-    #[schemars(range(min = 1))]
+    /// The most replicas the autoscaler sets, whatever the forecast; at least minReplicas.
+    #[schemars(range(min = 1, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub max_replicas: u32,
+    /// The demand signal: a Prometheus query and how much of it one replica serves.
     pub metric: MetricSpec,
+    /// How demand is forecast; every field has a default.
     #[serde(default)]
     pub forecast: ForecastSpec,
-    /// HPA-style scaling behaviour; the HPA's defaults apply to what is left out.
+    /// Scaling behaviour as in the HorizontalPodAutoscaler (stabilization windows and rate limits per
+    /// direction); the HPA's defaults apply to what is left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<Behavior>,
+    /// `Scale` (default) sets the workload's replicas; `ForecastOnly` decides and reports in the status
+    /// and events, but never changes the workload (a dry run).
     #[serde(default)]
     pub mode: Mode,
     /// How often the autoscaler decides (default `30s`).
     #[serde(default = "default_sync_period")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub sync_period: String,
     /// A service-level target the controller holds online by choosing its quantile; when set it wins
     /// over `forecast.quantile`, which is then only where the controller starts.
@@ -79,49 +149,62 @@ fn default_sync_period() -> String {
     "30s".to_owned()
 }
 
-/// Reference to the scaled workload, as in the HPA.
+/// The workload to scale, as in the HorizontalPodAutoscaler's scaleTargetRef.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleTargetRef {
+    /// API version of the workload, e.g. `apps/v1`.
+    #[schemars(length(min = 1))]
     pub api_version: String,
+    /// Kind of the workload, e.g. `Deployment` or `StatefulSet`.
+    #[schemars(length(min = 1))]
     pub kind: String,
+    /// Name of the workload, in the autoscaler's namespace.
+    #[schemars(length(min = 1))]
     pub name: String,
 }
 
-/// The demand signal.
+/// The demand signal: a Prometheus query and the demand one replica serves.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
-    /// PromQL expression of demand, e.g. `sum(rate(http_requests_total{app="shop"}[1m]))`.
+    /// PromQL expression of the workload's total demand, e.g.
+    /// `sum(rate(http_requests_total{app="shop"}[1m]))`; it must return one series.
     #[schemars(length(min = 1))]
     pub query: String,
-    /// Demand one replica serves within its SLO, in the query's unit.
+    /// Demand one replica serves within its SLO, in the query's unit (e.g. requests per second);
+    /// greater than 0.
     #[schemars(extend("minimum" = 0.0, "exclusiveMinimum" = true))]
     pub target_per_replica: f64,
 }
 
 /// How demand is forecast.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(lead_time_within_horizon()).message("forecast.leadTime must not be longer than forecast.horizon"))]
 #[serde(rename_all = "camelCase")]
 pub struct ForecastSpec {
-    /// How much history to fit on (default `7d`).
+    /// How much history to fit on, read from Prometheus (default `7d`). At least two days lets a daily
+    /// cycle be detected; with less than the model needs, the autoscaler scales on current demand alone
+    /// and says so in the ForecastHealthy condition.
     #[serde(default = "default_history")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub history: String,
     /// Resolution of the history query (default `1m`).
     #[serde(default = "default_step")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub step: String,
     /// How far ahead to forecast (default `30m`).
     #[serde(default = "default_horizon")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub horizon: String,
     /// Pod start-up time plus a margin: how far ahead capacity must be decided (default `3m`).
     #[serde(default = "default_lead_time")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub lead_time: String,
-    /// `auto` or a model name: naive, seasonal_naive, holt_winters, mstl, linear, svr.
+    /// `auto` (default: the model with the lowest backtest error on this workload's history) or one of
+    /// naive, seasonal_naive, holt_winters, mstl, linear, svr.
     #[serde(default = "default_model")]
+    #[schemars(extend("enum" = MODEL_NAMES))]
     pub model: String,
     /// Quantile of the forecast to provision for, in (0, 1) (default 0.9).
     #[serde(default = "default_quantile")]
@@ -129,7 +212,7 @@ pub struct ForecastSpec {
     pub quantile: f64,
     /// How often to refit the model (default `1h`); forecasts are made every sync.
     #[serde(default = "default_refit_interval")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(schema_with = "duration_schema")]
     pub refit_interval: String,
 }
 
@@ -169,12 +252,14 @@ impl Default for ForecastSpec {
     }
 }
 
-/// HPA-style behaviour (`autoscaling/v2` `HorizontalPodAutoscalerBehavior`).
+/// Scaling behaviour as in the HorizontalPodAutoscaler (`autoscaling/v2`).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Behavior {
+    /// Rules for scaling up (HPA default: no stabilization; 100 % or 4 pods per 15 s, whichever is more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<ScalingRules>,
+    /// Rules for scaling down (HPA default: a 300 s stabilization window; up to 100 % per 15 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScalingRules>,
 }
@@ -183,14 +268,23 @@ pub struct Behavior {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingRules {
+    /// Seconds of past decisions to consider (0 to 3600): scaling down uses the highest, scaling up the
+    /// lowest recommendation in the window, so short dips and bursts do not flap the workload.
+    /// HPA defaults: 300 for scale-down, 0 for scale-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600), extend("format" = "int32"))]
     pub stabilization_window_seconds: Option<u32>,
+    /// Which policy applies when several do: `Max` (the largest change, default), `Min`, or `Disabled`
+    /// (no scaling in this direction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select_policy: Option<SelectPolicy>,
+    /// Rate limits: at most `value` pods, or `value` percent of the current replicas, per
+    /// `periodSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<ScalingPolicy>>,
 }
 
+/// Which policy applies when several do.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum SelectPolicy {
     Max,
@@ -198,15 +292,23 @@ pub enum SelectPolicy {
     Disabled,
 }
 
+/// One rate limit, as in the HorizontalPodAutoscaler.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingPolicy {
+    /// `Pods` (an absolute number of pods) or `Percent` (of the current replicas).
     #[serde(rename = "type")]
     pub policy_type: PolicyType,
+    /// How many pods, or what percentage of the current replicas, may be added or removed per
+    /// period; at least 1.
+    #[schemars(range(min = 1, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub value: u32,
+    /// The period the limit applies to, in seconds (1 to 1800).
+    #[schemars(range(min = 1, max = 1800), extend("format" = "int32"))]
     pub period_seconds: u32,
 }
 
+/// Unit of a scaling policy's value.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum PolicyType {
     Pods,
@@ -225,11 +327,16 @@ pub enum Mode {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PredictiveAutoscalerStatus {
+    /// The spec generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Replicas the workload had at the last decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub current_replicas: Option<u32>,
+    /// Replicas the last decision asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub desired_replicas: Option<u32>,
     /// RFC 3339 time of the last change of the target's replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,19 +347,23 @@ pub struct PredictiveAutoscalerStatus {
     /// Backtest MASE of the chosen model at the configured horizon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtest_mase: Option<f64>,
+    /// A short summary of the last forecast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastSummary>,
-    /// Why the last decision was what it was (predictive, reactive floor, min, max, stabilized, ...).
+    /// Why the last decision was what it was (Predictive, Reactive, MinReplicas, MaxReplicas,
+    /// Stabilized, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_reason: Option<String>,
     /// How the online calibration stands, and the realised shortfall beside the SLO target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloStatus>,
+    /// `Ready`, `ForecastHealthy`, `ScalingActive` and `AbleToScale`, each with a reason a person can act
+    /// on.
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
 
-/// A short forecast summary for `kubectl get -o yaml`.
+/// A short summary of the last forecast.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ForecastSummary {
@@ -266,6 +377,7 @@ pub struct ForecastSummary {
     /// The provisioned quantile's peak over the decision window.
     pub peak_quantile_demand: f64,
     /// Replicas the forecast alone asks for.
+    #[schemars(range(min = 0, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub predictive_replicas: u32,
 }
 
@@ -282,6 +394,7 @@ pub struct SloStatus {
     /// The probability of serving the window peak the controller provisions for now.
     pub quantile_in_use: f64,
     /// Decision windows the calibration rests on (below 30 the forecaster's own bands decide).
+    #[schemars(range(min = 0, max = i32::MAX as u32), extend("format" = "int32"))]
     pub calibrated_windows: u32,
 }
 
@@ -301,13 +414,16 @@ impl SloStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// `Ready`, `ForecastHealthy`, `ScalingActive` or `AbleToScale`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// A one-word reason, stable for searching (e.g. `InsufficientHistory`, `TargetNotFound`).
     pub reason: String,
+    /// What happened, for a person.
     pub message: String,
-    /// RFC 3339.
+    /// RFC 3339 time the condition last changed its status.
     pub last_transition_time: String,
 }
 

@@ -23,14 +23,15 @@ use std::{
 };
 
 use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        watcher,
+        reflector, watcher,
     },
 };
 use serde_json::json;
@@ -43,8 +44,11 @@ use crate::{
     metrics::Metrics,
     reconcile::{self, Autoscaler, SyncReport},
     spec::ScalingSpec,
-    status::{invalid_status, reasons, status_from_report},
+    status::{conflict_status, invalid_status, reasons, status_from_report},
 };
+
+/// When an autoscaler last synced: at which generation, at what instant, with which sync period.
+type LastSync = (Option<i64>, Instant, Duration);
 
 /// Field manager of the status patches (server-side apply).
 pub const FIELD_MANAGER: &str = "prescient";
@@ -84,6 +88,11 @@ pub struct Context<M> {
     pub clock: Arc<dyn Clock>,
     /// Per-autoscaler state (history cache, fitted model, behavior memory), keyed by namespace/name.
     autoscalers: Mutex<HashMap<(String, String), AutoscalerSlot>>,
+    /// When each autoscaler last synced, at which generation, with which period (see [`Context::too_soon`]).
+    last_sync: Mutex<HashMap<(String, String), LastSync>>,
+    /// The cluster's HorizontalPodAutoscalers, watched by [`run_controller`]: an autoscaler whose target
+    /// an HPA also scales does not scale it. `None` (e.g. in reconcile tests) checks nothing.
+    hpas: Mutex<Option<reflector::Store<HorizontalPodAutoscaler>>>,
 }
 
 impl<M> std::fmt::Debug for Context<M> {
@@ -110,7 +119,45 @@ impl<M: MetricsSource> Context<M> {
             dashboard,
             clock,
             autoscalers: Mutex::new(HashMap::new()),
+            last_sync: Mutex::new(HashMap::new()),
+            hpas: Mutex::new(None),
         }
+    }
+
+    /// Time left until `pa` is due, when it synced less than a sync period ago at the same generation.
+    /// The controller reconciles on every watch event of an autoscaler, and the status patch of a sync is
+    /// one: without this each sync was followed at once by another (found against a real API server).
+    pub fn too_soon(&self, pa: &PredictiveAutoscaler) -> Option<Duration> {
+        let key = (pa.namespace()?, pa.name_any());
+        let map = self.last_sync.lock().ok()?;
+        let (generation, at, period) = map.get(&key)?;
+        if *generation != pa.metadata.generation {
+            return None;
+        }
+        period.checked_sub(at.elapsed()).filter(|left| !left.is_zero())
+    }
+
+    fn synced(&self, key: &(String, String), generation: Option<i64>, period: Duration) {
+        if let Ok(mut map) = self.last_sync.lock() {
+            map.insert(key.clone(), (generation, Instant::now(), period));
+        }
+    }
+
+    /// The HorizontalPodAutoscaler in `namespace` that also scales `target`, if the HPA watch knows one.
+    pub fn conflicting_hpa(&self, namespace: &str, target: &crate::crd::ScaleTargetRef) -> Option<String> {
+        let store = self.hpas.lock().ok()?.clone()?;
+        let group = |api_version: &str| api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned();
+        store
+            .state()
+            .iter()
+            .filter(|hpa| hpa.namespace().as_deref() == Some(namespace))
+            .find(|hpa| {
+                let r = &hpa.spec.scale_target_ref;
+                r.kind == target.kind
+                    && r.name == target.name
+                    && group(r.api_version.as_deref().unwrap_or("")) == group(&target.api_version)
+            })
+            .map(|hpa| hpa.name_any())
     }
 
     /// Number of autoscalers with live state.
@@ -142,6 +189,9 @@ impl<M: MetricsSource> Context<M> {
 
     fn forget(&self, key: &(String, String)) {
         if let Ok(mut map) = self.autoscalers.lock() {
+            map.remove(key);
+        }
+        if let Ok(mut map) = self.last_sync.lock() {
             map.remove(key);
         }
         self.metrics.forget(&key.0, &key.1);
@@ -241,6 +291,21 @@ async fn publish_events<M>(
 }
 
 /// Reconciles one `PredictiveAutoscaler`.
+/// What the controller runs for each trigger: [`reconcile`], unless the autoscaler synced less than a
+/// sync period ago at the same generation. The watch event of our own status patch (or any other change
+/// that is not a new spec) is not a reason to sync again before the period is over; without this check
+/// every sync was followed at once by another (found against a real API server, which, unlike the mocked
+/// one, sends a watch event for each status patch).
+pub async fn reconcile_when_due<M: MetricsSource>(
+    pa: Arc<PredictiveAutoscaler>,
+    ctx: Arc<Context<M>>,
+) -> Result<Action, Error> {
+    if let Some(left) = ctx.too_soon(&pa) {
+        return Ok(Action::requeue(left));
+    }
+    reconcile(pa, ctx).await
+}
+
 pub async fn reconcile<M: MetricsSource>(
     pa: Arc<PredictiveAutoscaler>,
     ctx: Arc<Context<M>>,
@@ -277,6 +342,33 @@ async fn reconcile_inner<M: MetricsSource>(
             return Ok(Action::await_change());
         }
     };
+
+    // 2b. one autoscaler per workload: an HPA on the same target would undo every change (and we its).
+    if let Some(hpa) = ctx.conflicting_hpa(&namespace, &pa.spec.scale_target_ref) {
+        ctx.metrics.observe_error(reasons::CONFLICTING_AUTOSCALER);
+        let target = &pa.spec.scale_target_ref;
+        let message = format!(
+            "HorizontalPodAutoscaler {namespace}/{hpa} also scales {}/{}; nothing is scaled while it exists \
+             (delete it, or set mode: ForecastOnly here)",
+            target.kind, target.name
+        );
+        let previous = pa.status.clone().unwrap_or_default();
+        let status = conflict_status(previous, pa.metadata.generation, &message, now);
+        let changed = pa.status.as_ref().map(|s| &s.conditions) != Some(&status.conditions);
+        patch_status(ctx, &namespace, &name, &status).await?;
+        if changed {
+            publish(
+                ctx,
+                pa,
+                EventType::Warning,
+                reasons::CONFLICTING_AUTOSCALER,
+                message,
+            )
+            .await;
+        }
+        ctx.synced(&key, pa.metadata.generation, spec.sync_period);
+        return Ok(Action::requeue(spec.sync_period));
+    }
 
     // 3. sync (IO at both ends, the pure core in between, off the executor)
     let target = target_ref(pa, &namespace);
@@ -322,6 +414,7 @@ async fn reconcile_inner<M: MetricsSource>(
     }
 
     // 6. requeue: each autoscaler at its own period; a missing target is retried at the same pace.
+    ctx.synced(&key, pa.metadata.generation, sync_period);
     Ok(Action::requeue(sync_period))
 }
 
@@ -341,6 +434,28 @@ pub fn error_policy<M: MetricsSource>(
 pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, stop: CancellationToken) {
     let api: Api<PredictiveAutoscaler> = Api::all(ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    // HorizontalPodAutoscalers, for the one-autoscaler-per-workload check.
+    let hpa_task = {
+        let (reader, writer) = reflector::store();
+        if let Ok(mut slot) = ctx.hpas.lock() {
+            *slot = Some(reader);
+        }
+        let hpas: Api<HorizontalPodAutoscaler> = Api::all(ctx.client.clone());
+        tokio::spawn(async move {
+            let stream = kube::runtime::reflector(
+                writer,
+                kube::runtime::watcher(hpas, watcher::Config::default().any_semantic()),
+            )
+            .default_backoff()
+            .touched_objects();
+            futures::pin_mut!(stream);
+            while let Some(item) = stream.next().await {
+                if let Err(error) = item {
+                    tracing::warn!(%error, "watching HorizontalPodAutoscalers");
+                }
+            }
+        })
+    };
     // Deleted autoscalers are never reconciled again (no finalizer is needed: nothing outside the
     // process holds their state), so their in-memory state is pruned against the controller's cache.
     let store = controller.store();
@@ -367,7 +482,7 @@ pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, st
     };
     let running = controller
         .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_when_due, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller event");
@@ -383,4 +498,5 @@ pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, st
         } => tracing::warn!("controller did not stop within {SHUTDOWN_GRACE:?}; dropping it"),
     }
     pruner.abort();
+    hpa_task.abort();
 }

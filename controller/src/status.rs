@@ -22,6 +22,8 @@ pub mod reasons {
 
     pub const RECONCILED: &str = "Reconciled";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A HorizontalPodAutoscaler scales the same target: this autoscaler does not.
+    pub const CONFLICTING_AUTOSCALER: &str = "ConflictingAutoscaler";
     pub const FORECAST_ONLY: &str = "ForecastOnly";
     pub const HELD: &str = "ReplicasHeld";
     pub const SUCCEEDED_RESCALE: &str = "SucceededRescale";
@@ -291,6 +293,33 @@ pub fn invalid_status(
     PredictiveAutoscalerStatus {
         observed_generation: generation,
         conditions: vec![invalid(reasons::READY), invalid(reasons::SCALING_ACTIVE)],
+        ..previous
+    }
+}
+
+/// The status of an object whose target another autoscaler (an HPA) already scales: `Ready` and
+/// `ScalingActive` are `False` (`ConflictingAutoscaler`, with `message`); the rest of the previous status
+/// is kept.
+pub fn conflict_status(
+    previous: PredictiveAutoscalerStatus,
+    generation: Option<i64>,
+    message: &str,
+    now: i64,
+) -> PredictiveAutoscalerStatus {
+    let old = &previous.conditions;
+    let held = |type_: &str| {
+        condition(
+            old,
+            type_,
+            false,
+            reasons::CONFLICTING_AUTOSCALER,
+            message.to_owned(),
+            now,
+        )
+    };
+    PredictiveAutoscalerStatus {
+        observed_generation: generation,
+        conditions: vec![held(reasons::READY), held(reasons::SCALING_ACTIVE)],
         ..previous
     }
 }

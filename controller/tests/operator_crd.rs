@@ -78,3 +78,69 @@ fn schema_validates_what_it_can() {
         .collect();
     assert_eq!(columns, ["Target", "Current", "Desired", "Model", "Error", "Age"]);
 }
+
+/// Every value the schema's `forecast.model` enum accepts is a model the reconciler knows, and only those.
+#[test]
+fn model_enum_matches_the_parser() {
+    for name in prescient::crd::MODEL_NAMES {
+        assert!(
+            prescient::spec::parse_model_choice(name).is_ok(),
+            "{name} is in the CRD's enum but not parsed"
+        );
+    }
+    let crd = serde_json::to_value(PredictiveAutoscaler::crd()).unwrap();
+    let model = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["forecast"]["properties"]["model"];
+    assert_eq!(
+        model["enum"].as_array().unwrap().len(),
+        prescient::crd::MODEL_NAMES.len()
+    );
+    assert!(prescient::spec::parse_model_choice("bogus").is_err());
+}
+
+/// The API server does not know `format: uint32` (it warns and accepts 5000000000, which the operator
+/// cannot read): every integer is int32 or int64, and every int32 is bounded. Found by
+/// scripts/cluster-tests.sh against a real API server.
+#[test]
+fn every_integer_is_bounded_with_a_known_format() {
+    fn walk(path: &str, schema: &serde_json::Value, bad: &mut Vec<String>) {
+        let Some(object) = schema.as_object() else { return };
+        if object.get("type").and_then(|t| t.as_str()) == Some("integer") {
+            let format = object.get("format").and_then(|f| f.as_str());
+            let max = object.get("maximum").and_then(|m| m.as_f64());
+            let ok = match format {
+                Some("int64") => true,
+                Some("int32") => max.is_some_and(|m| m <= f64::from(i32::MAX)),
+                _ => false,
+            };
+            if !ok {
+                bad.push(format!("{path} (format {format:?}, maximum {max:?})"));
+            }
+        }
+        for (key, value) in object {
+            let next = if key == "properties" {
+                path.to_owned()
+            } else {
+                format!("{path}.{key}")
+            };
+            walk(&next, value, bad);
+        }
+    }
+    let crd = serde_json::to_value(PredictiveAutoscaler::crd()).unwrap();
+    let mut bad = Vec::new();
+    walk(
+        "",
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+        &mut bad,
+    );
+    assert!(bad.is_empty(), "unbounded or unknown-format integers: {bad:?}");
+}
+
+/// `kubectl explain` shows the schema's descriptions: user documentation, no Rust.
+#[test]
+fn descriptions_read_as_user_documentation() {
+    let yaml = crd_yaml().unwrap();
+    for rust in ["crate::", "Auto-generated", "derived type", "[`"] {
+        assert!(!yaml.contains(rust), "the CRD's descriptions contain {rust:?}");
+    }
+}
