@@ -359,4 +359,13 @@ async fn answers_carry_security_headers_and_errors_are_json() {
     );
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("POST"), "{body}");
+
+    for path in [
+        "/api/v1/autoscalers/%FF/web",
+        "/api/v1/autoscalers/shop/%C3%28/forecast",
+    ] {
+        let (status, body) = get_json(&format!("{base}{path}"), None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
 }

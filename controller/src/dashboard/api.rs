@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, Request, State},
+    extract::{Path, Request, State, rejection::PathRejection},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -272,6 +272,12 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A path that cannot be read (e.g. a percent-encoded byte that is not UTF-8) is the documented JSON
+/// error, not axum's plain-text rejection.
+fn bad_path(rejection: &PathRejection) -> Response {
+    error_response(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
 fn not_found(namespace: &str, name: &str) -> Response {
     error_response(StatusCode::NOT_FOUND, format!("no autoscaler {namespace}/{name}"))
 }
@@ -318,12 +324,17 @@ async fn list_autoscalers(State(state): State<AppState>) -> Json<AutoscalerList>
     responses(
         (status = 200, description = "The autoscaler", body = AutoscalerDetail),
         (status = 401, description = "Missing or wrong bearer token", body = ApiError),
+        (status = 400, description = "Unreadable path (e.g. not UTF-8)", body = ApiError),
         (status = 404, description = "No such autoscaler", body = ApiError),
     ))]
 async fn get_autoscaler(
     State(state): State<AppState>,
-    Path((namespace, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
+    let (namespace, name) = match path {
+        Ok(Path(names)) => names,
+        Err(rejection) => return bad_path(&rejection),
+    };
     match state.store.detail(&namespace, &name) {
         Some(detail) => Json(detail).into_response(),
         None => not_found(&namespace, &name),
@@ -337,12 +348,17 @@ async fn get_autoscaler(
     responses(
         (status = 200, description = "History, forecast and replicas", body = ForecastResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ApiError),
+        (status = 400, description = "Unreadable path (e.g. not UTF-8)", body = ApiError),
         (status = 404, description = "No such autoscaler", body = ApiError),
     ))]
 async fn get_forecast(
     State(state): State<AppState>,
-    Path((namespace, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
+    let (namespace, name) = match path {
+        Ok(Path(names)) => names,
+        Err(rejection) => return bad_path(&rejection),
+    };
     match state.store.forecast(&namespace, &name) {
         Some(forecast) => Json(forecast).into_response(),
         None => not_found(&namespace, &name),
