@@ -619,6 +619,19 @@ test_leader() {
   else
     fail "no status from the leader"
   fi
+  # Each autoscaler syncs once per syncPeriod (5 s here), not again on the watch event of its own status
+  # patch (which doubled the syncs before: found against this real API server, where the mock sends none).
+  local due r0 r1
+  due=$(kubectl get pa -A -o json | python3 -c '
+import json, sys
+print(sum(1 for pa in json.load(sys.stdin)["items"]
+          if not any(c["reason"] == "InvalidSpec" for c in (pa.get("status") or {}).get("conditions", []))))')
+  r0=$(reconciles_of "$leader"); sleep 30; r1=$(reconciles_of "$leader")
+  if [ $((r1 - r0)) -le $((due * 6 * 3 / 2)) ]; then
+    pass "one sync per period: $((r1 - r0)) reconciles in 30 s for $due autoscalers at syncPeriod 5s (at most $((due * 6)) due)"
+  else
+    fail "too many reconciles: $((r1 - r0)) in 30 s for $due autoscalers at syncPeriod 5s (expected about $((due * 6)))"
+  fi
   local by_standby
   by_standby=$(scaled_events "$ns" app | awk -v s="$standby" '$1 == s' | wc -l)
   [ "$by_standby" = 0 ] && pass "only the leader scales (no Scaled event by $standby)" || fail "the standby scaled ($by_standby events)"
