@@ -369,3 +369,33 @@ async fn answers_carry_security_headers_and_errors_are_json() {
         assert!(body["error"].is_string(), "{path}: {body}");
     }
 }
+
+/// Half-open connections (headers never finished) are closed after the header-read timeout, and the
+/// server still answers meanwhile.
+#[tokio::test]
+async fn half_open_connections_are_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = start(dashboard::router(DashboardStore::default(), None)).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let (status, _, _) = get(&format!("{base}/healthz"), None).await;
+    assert_eq!(status, 200, "served beside 100 half-open connections");
+    let deadline = dashboard::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
+    for mut stream in held {
+        let mut buffer = Vec::new();
+        // Closed by the server: the read ends (with or without a 408) instead of hanging.
+        let read = tokio::time::timeout(deadline, stream.read_to_end(&mut buffer)).await;
+        assert!(
+            read.is_ok(),
+            "a half-open connection was still held after {deadline:?}"
+        );
+    }
+}

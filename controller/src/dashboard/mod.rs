@@ -5,7 +5,13 @@
 pub mod api;
 pub mod store;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::sync::Semaphore;
 
 pub use api::{MetricsRenderer, router, router_with_metrics};
 pub use store::DashboardStore;
@@ -52,6 +58,15 @@ impl Server {
     }
 }
 
+/// Longest a client may take to send a request's headers: a half-open connection (slowloris, a port
+/// scanner) is closed after this instead of being held for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection is kept (idle keep-alive included); it is then closed gracefully, after the
+/// answer in flight. The page polls every few seconds and simply reconnects.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
+/// Most connections served at once; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Binds `addr` and serves `app` on a background task.
 pub async fn serve(addr: SocketAddr, app: axum::Router) -> Result<Server, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -60,6 +75,44 @@ pub async fn serve(addr: SocketAddr, app: axum::Router) -> Result<Server, ServeE
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let task = tokio::spawn(accept_loop(listener, app));
     Ok(Server { addr, task })
+}
+
+/// axum::serve with bounds: at most [`MAX_CONNECTIONS`] at once, each with [`HEADER_READ_TIMEOUT`] and
+/// [`MAX_CONNECTION_AGE`] (HTTP/1.1, which is all the page and API clients speak).
+async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .map_err(std::io::Error::other)?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: transient, so wait rather than spin or stop.
+            Err(error) => {
+                tracing::warn!(%error, "dashboard cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(HEADER_READ_TIMEOUT, connection).await;
+                }
+            }
+        });
+    }
 }
