@@ -332,3 +332,43 @@ async fn two_autoscalers_reconcile_concurrently_with_separate_state() {
     assert_eq!(h.api.replicas("b"), Some(3));
     assert_eq!(h.ctx.autoscaler_count(), 2);
 }
+
+/// The watch event of its own status patch does not make an autoscaler sync again before its period is
+/// over; a new generation (a spec change) does. A real API server sends a watch event for every status
+/// patch (the mock of these tests sends none): scripts/cluster-tests.sh and cluster-bench.sh found every
+/// sync followed at once by a second one.
+#[tokio::test]
+async fn the_echo_of_a_status_patch_does_not_sync_again_before_the_period() {
+    use std::sync::Arc;
+    let now = T0 + 30 * 60;
+    let h = Harness::new(samples(T0, now, 60, |_| 250.0), now);
+    h.api.add_deployment("shop", 1);
+    let pa = autoscaler("shop", reactive_spec("shop"));
+    h.reconcile(&pa).await;
+    assert!(h.ctx.too_soon(&pa).is_some(), "just synced");
+    h.api.clear_requests();
+
+    let action = prescient::operator::reconcile_when_due(Arc::new(pa.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        h.api.requests().is_empty(),
+        "the echo reached the API: {:?}",
+        paths(&h.api.requests())
+    );
+    assert_eq!(h.metrics_source.calls.lock().unwrap().len(), 1, "no second fetch");
+    assert_ne!(action, Action::await_change(), "still requeued for its next sync");
+
+    let mut edited = pa.clone();
+    edited.metadata.generation = Some(4);
+    assert!(h.ctx.too_soon(&edited).is_none(), "a spec change is due at once");
+    h.api.add_autoscaler(&edited);
+    prescient::operator::reconcile_when_due(Arc::new(edited), h.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        !h.api.requests().is_empty(),
+        "a new generation syncs: {:?}",
+        paths(&h.api.requests())
+    );
+}
