@@ -158,3 +158,50 @@ fn simulate_reports_bad_input_clearly() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("quantile"));
 }
+
+#[test]
+fn simulate_into_a_closed_pipe_exits_quietly_and_a_negative_duration_is_named() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    write_trace(&trace);
+    let simulate = |extra: &[&str]| {
+        let mut command = prescient();
+        command
+            .args(["simulate", "--input"])
+            .arg(&trace)
+            .args([
+                "--capacity-per-replica",
+                "10",
+                "--model",
+                "naive",
+                "--policy",
+                "reactive",
+            ])
+            .args(extra);
+        command
+    };
+    for json in [true, false] {
+        let mut command = simulate(&["--startup-delay", "2m"]);
+        if json {
+            command.arg("--json");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "json {json} into a closed pipe: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let output = simulate(&["--startup-delay", "-5m"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("cannot be negative"), "{stderr}");
+}

@@ -9,9 +9,10 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::{
+    commands::{forecast::warn, print_stdout},
     core::SharedFits,
     duration::HumanDuration,
-    edges::trace::{read_trace, trace_series},
+    edges::trace::{Cleaning, read_trace, trace_series},
     sim::{
         self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings,
         frontier::{Frontier, FrontierPoint, frontier},
@@ -42,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub capacity_per_replica: f64,
     /// Time from asking for a pod to it serving.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub startup_delay: HumanDuration,
     /// Policies to replay (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
@@ -64,25 +65,25 @@ pub struct Args {
     /// forecast quantile, not idle headroom.
     #[arg(long, default_value = "1.0")]
     pub predictive_utilization: f64,
-    #[arg(long, default_value = "30s")]
+    #[arg(long, allow_hyphen_values = true, default_value = "30s")]
     pub sync_period: HumanDuration,
     /// Predictive lead time (default: start-up delay plus jitter).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lead_time: Option<HumanDuration>,
-    #[arg(long, default_value = "1h")]
+    #[arg(long, allow_hyphen_values = true, default_value = "1h")]
     pub refit_interval: HumanDuration,
     /// `auto` or a model name (naive, seasonal_naive, holt_winters, mstl, linear, svr).
     #[arg(long, default_value = "auto")]
     pub model: String,
     /// History window the model is fitted on.
-    #[arg(long, default_value = "7d")]
+    #[arg(long, allow_hyphen_values = true, default_value = "7d")]
     pub history: HumanDuration,
     /// Horizon the model is fitted for (default: lead time + sync period + observation lag).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub horizon: Option<HumanDuration>,
     /// Metrics count from this far into the trace (default: the history window, at most a quarter of
     /// the trace). A real deployment has that history in Prometheus on day one; a replay must grow it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub warmup: Option<HumanDuration>,
     /// Replay only from this time (unix seconds or RFC 3339); the history before it is not used.
     #[arg(long)]
@@ -91,16 +92,16 @@ pub struct Args {
     #[arg(long)]
     pub until: Option<String>,
     /// Prometheus scrape interval (the observation's age).
-    #[arg(long, default_value = "15s")]
+    #[arg(long, allow_hyphen_values = true, default_value = "15s")]
     pub scrape_interval: HumanDuration,
     /// Window of the demand query's `rate()`.
-    #[arg(long, default_value = "1m")]
+    #[arg(long, allow_hyphen_values = true, default_value = "1m")]
     pub rate_window: HumanDuration,
     /// Extra start-up time per pod, uniform in [0, jitter].
-    #[arg(long, default_value = "0s")]
+    #[arg(long, allow_hyphen_values = true, default_value = "0s")]
     pub startup_jitter: HumanDuration,
     /// How long removed pods keep running (paid, not serving); 0 = immediate.
-    #[arg(long, default_value = "0s")]
+    #[arg(long, allow_hyphen_values = true, default_value = "0s")]
     pub graceful_scale_down: HumanDuration,
     #[arg(long, default_value = "0")]
     pub seed: u64,
@@ -188,6 +189,8 @@ pub struct Summary {
     pub evaluated_from: i64,
     pub evaluated_until: i64,
     pub evaluated_minutes: f64,
+    /// How many trace rows each cleaning rule touched.
+    pub cleaning: Cleaning,
     pub policies: Vec<PolicySummary>,
     /// With `--frontier`: each family's points and Pareto frontier, and predictive against the HPA.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,7 +290,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
             args.capacity_per_replica
         );
     }
-    let mut points = read_trace(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let mut points = read_trace(&args.input)?;
     if let Some(from) = &args.from {
         let from = parse_time(from)?;
         points.retain(|(t, _)| *t >= from);
@@ -304,6 +307,8 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     }
     let series =
         trace_series(&points).with_context(|| format!("putting {} on a grid", args.input.display()))?;
+    let cleaning = Cleaning::of(&points, &series);
+    warn((!cleaning.is_clean()).then(|| cleaning.to_string()));
     let trace = DemandTrace::new(&series)?;
     let kinds = policy_kinds(args)?;
     if kinds.is_empty() {
@@ -349,6 +354,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
         evaluated_from: evaluated_from.min(trace.end()),
         evaluated_until: trace.end(),
         evaluated_minutes: runs.first().map_or(0.0, |(r, _)| r.metrics.evaluated_minutes),
+        cleaning,
         policies: runs
             .iter()
             .zip(&labels)
@@ -399,11 +405,10 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     }
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&summary)?))
     } else {
-        print!("{}", text_table(&summary));
+        print_stdout(&text_table(&summary))
     }
-    Ok(())
 }
 
 /// Replays every policy, `jobs` at a time (each replay is independent and single-threaded).
