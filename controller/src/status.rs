@@ -264,6 +264,8 @@ pub fn status_from_report(
             .as_ref()
             .and_then(|m| m.backtest_mase)
             .filter(|m| m.is_finite())
+            // Three decimals: the `Error` column of `kubectl get pa` showed all seventeen digits.
+            .map(|m| (m * 1000.0).round() / 1000.0)
             .or(previous.backtest_mase),
         forecast,
         decision_reason: if target_unreadable {
