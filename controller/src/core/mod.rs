@@ -529,7 +529,10 @@ impl AutoscalerCore {
             predicted.calibrated_peak = predicted
                 .mean_peak(now, window_end)
                 .map(|peak| peak.max(observed_demand))
-                .and_then(|peak| self.calibrator.plan(now, window_end, peak));
+                .and_then(|peak| {
+                    self.calibrator
+                        .plan(now, window_end, peak, history.end(), history.step_seconds())
+                });
             predicted
         });
         let input = PolicyInput {

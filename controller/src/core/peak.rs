@@ -16,7 +16,11 @@
 //!   larger of the forecast peak and a slow level of realised peaks (a one-hour half-life), so that a
 //!   forecast collapsing to zero in an upstream drop-out does not make the recovery's score explode.
 //! - The provisioned peak is `forecast + 2√x × Q(level)`, `Q` the conformal quantile of the scores of
-//!   the last day.
+//!   the last day *of windows that reach as far beyond the history*: a window that ends within the
+//!   step already observed is nearly certain, one that reaches into the next step is not, and with
+//!   coarse steps (30 minutes, a 2-minute window) the certain ones are most of them. Pooled, they would
+//!   set the quantile and leave every step change unprovisioned (Mondrian conformal prediction: each
+//!   kind of window is calibrated on its own kind).
 //! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
 //!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
 //!   changes. With a quantile the error is a window whose peak exceeded what was provisioned; with an
@@ -37,6 +41,8 @@ const MAX_SCORES: usize = 2_880;
 pub const MIN_SCORES: usize = 30;
 /// Half-life of the level the scores are relative to (seconds).
 const LEVEL_HALF_LIFE_SECONDS: f64 = 3_600.0;
+/// Windows are told apart by how many history steps they reach beyond the history's end, up to this.
+const MAX_REACH_STEPS: usize = 8;
 /// Step size of the adaptive level (Gibbs & Candès' default).
 const ACI_GAMMA: f64 = 0.005;
 
@@ -96,6 +102,41 @@ struct PendingWindow {
     /// The peak that was provisioned (after calibration), for the miss signal; `None` before the
     /// calibration had enough windows (such a window does not move the level).
     provisioned: Option<f64>,
+    /// History steps the window reaches beyond the history's end when planned (its kind).
+    reach: usize,
+}
+
+/// Realised scores of one kind of window over the lookback.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Scores {
+    /// Scores with the time their window ended, oldest first.
+    by_time: VecDeque<(i64, f64)>,
+    /// The same scores, sorted, for quantiles.
+    sorted: Vec<f64>,
+}
+
+impl Scores {
+    fn push(&mut self, at: i64, score: f64) {
+        self.by_time.push_back((at, score));
+        insert_sorted(&mut self.sorted, score);
+        while let Some(&(oldest_at, oldest)) = self.by_time.front() {
+            if self.by_time.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
+                break;
+            }
+            self.by_time.pop_front();
+            remove_sorted(&mut self.sorted, oldest);
+        }
+    }
+
+    /// The conformal quantile at `level` (with the finite-sample correction).
+    fn quantile(&self, level: f64) -> Option<f64> {
+        let n = self.sorted.len();
+        if n < MIN_SCORES {
+            return None;
+        }
+        let rank = ((n as f64 + 1.0) * level).ceil() as usize;
+        Some(self.sorted[rank.clamp(1, n) - 1])
+    }
 }
 
 /// Per-autoscaler state of the window-peak calibration.
@@ -103,10 +144,8 @@ struct PendingWindow {
 pub struct PeakCalibrator {
     signal: MissSignal,
     pending: VecDeque<PendingWindow>,
-    /// Scores with the time their window ended, oldest first.
-    scores: VecDeque<(i64, f64)>,
-    /// The same scores, sorted, for quantiles.
-    sorted: Vec<f64>,
+    /// Realised scores per reach (index: history steps beyond the history's end).
+    scores: Vec<Scores>,
     /// Slow level of realised peaks and the time it was last updated.
     level: Option<(i64, f64)>,
     /// The adaptive miss rate `α`.
@@ -138,8 +177,7 @@ impl PeakCalibrator {
         Self {
             signal,
             pending: VecDeque::new(),
-            scores: VecDeque::new(),
-            sorted: Vec::new(),
+            scores: vec![Scores::default(); MAX_REACH_STEPS + 1],
             level: None,
             alpha: signal.target_rate(),
             shortfall: ShortfallTally::default(),
@@ -173,7 +211,7 @@ impl PeakCalibrator {
 
     /// Realised windows so far (within the lookback).
     pub fn scores(&self) -> usize {
-        self.sorted.len()
+        self.scores.iter().map(|s| s.sorted.len()).sum()
     }
 
     /// The level the next plan provisions for: `1 − α`, within `[0, 1]`.
@@ -202,7 +240,10 @@ impl PeakCalibrator {
             }
             self.last_window_from = Some(window.from);
             self.update_level(window.to, realised);
-            self.push_score(window.to, (realised - window.forecast_peak) / window.scale);
+            let score = (realised - window.forecast_peak) / window.scale;
+            if score.is_finite() {
+                self.scores[window.reach].push(window.to, score);
+            }
         }
     }
 
@@ -216,15 +257,26 @@ impl PeakCalibrator {
         self.last_shortfall_at = Some(now);
     }
 
-    /// The peak to provision for the window `[from, to]` given the forecast's point peak over it, and
-    /// records the window for calibration. `None` while fewer than [`MIN_SCORES`] windows are realised.
-    pub fn plan(&mut self, from: i64, to: i64, forecast_peak: f64) -> Option<f64> {
+    /// The peak to provision for the window `[from, to]` given the forecast's point peak over it, with
+    /// the history's last point at `history_end` on a grid of `step_seconds`, and records the window for
+    /// calibration. `None` while fewer than [`MIN_SCORES`] windows of its kind are realised.
+    pub fn plan(
+        &mut self,
+        from: i64,
+        to: i64,
+        forecast_peak: f64,
+        history_end: i64,
+        step_seconds: i64,
+    ) -> Option<f64> {
         if !forecast_peak.is_finite() {
             return None;
         }
         let forecast_peak = forecast_peak.max(0.0);
         let scale = self.scale(forecast_peak);
-        let provisioned = self
+        let reach = usize::try_from((to - history_end).div_euclid(step_seconds.max(1)))
+            .unwrap_or(0)
+            .min(MAX_REACH_STEPS);
+        let provisioned = self.scores[reach]
             .quantile(self.level())
             .map(|q| (forecast_peak + scale * q).max(0.0));
         // Windows are planned in time order; a repeated sync at the same time replaces its plan.
@@ -237,6 +289,7 @@ impl PeakCalibrator {
             forecast_peak,
             scale,
             provisioned,
+            reach,
         });
         provisioned
     }
@@ -251,16 +304,6 @@ impl PeakCalibrator {
             .level
             .map_or(forecast_peak, |(_, level)| forecast_peak.max(level));
         (2.0 * floor.sqrt()).max(1e-9)
-    }
-
-    /// The conformal quantile of the scores at `level` (with the finite-sample correction).
-    fn quantile(&self, level: f64) -> Option<f64> {
-        let n = self.sorted.len();
-        if n < MIN_SCORES {
-            return None;
-        }
-        let rank = ((n as f64 + 1.0) * level).ceil() as usize;
-        Some(self.sorted[rank.clamp(1, n) - 1])
     }
 
     fn adapt(&mut self, miss: bool, weight: f64) {
@@ -280,21 +323,6 @@ impl PeakCalibrator {
                 (at.max(last), level + weight * (realised - level))
             }
         });
-    }
-
-    fn push_score(&mut self, at: i64, score: f64) {
-        if !score.is_finite() {
-            return;
-        }
-        self.scores.push_back((at, score));
-        insert_sorted(&mut self.sorted, score);
-        while let Some(&(oldest_at, oldest)) = self.scores.front() {
-            if self.scores.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
-                break;
-            }
-            self.scores.pop_front();
-            remove_sorted(&mut self.sorted, oldest);
-        }
     }
 }
 
@@ -369,7 +397,7 @@ mod tests {
             let now = i as i64 * step;
             // The window is the next two steps.
             let (from, to) = (now + step, now + 2 * step);
-            if let Some(provisioned) = calibrator.plan(from, to, forecast(i)) {
+            if let Some(provisioned) = calibrator.plan(from, to, forecast(i), now, step) {
                 planned += 1;
                 let realised = values[i + 1].max(values[i + 2]);
                 misses += usize::from(realised > provisioned);
@@ -399,7 +427,8 @@ mod tests {
             let exact = peaks[(quantile * peaks.len() as f64) as usize];
             let mut at_target = calibrator.clone();
             at_target.alpha = 1.0 - quantile;
-            let planned = at_target.plan(1_000_000, 1_000_060, 100.0).unwrap();
+            // A window of the same kind: it ends two steps beyond the history.
+            let planned = at_target.plan(1_000_000, 1_000_060, 100.0, 999_940, 60).unwrap();
             assert!(
                 (planned - exact).abs() / exact < 0.05,
                 "q{quantile}: planned {planned}, exact {exact}"
@@ -463,15 +492,42 @@ mod tests {
             |i| if (200..205).contains(&i) { 0.0 } else { 100.0 },
             MissSignal::WindowPeak { quantile: 0.9 },
         );
-        let worst = calibrator.sorted.last().copied().unwrap();
+        let worst = calibrator.scores[2].sorted.last().copied().unwrap();
         assert!(worst <= 100.0 / 20.0 + 1e-9, "largest score {worst}");
+    }
+
+    #[test]
+    fn windows_reaching_an_unobserved_step_are_calibrated_apart_from_nearly_certain_ones() {
+        // Coarse steps: most windows end in a step already seen (score ~0), a few reach the next step,
+        // whose change is unknown (score ~1). Pooled, the 0.9 quantile would be ~0 and every change
+        // unprovisioned; apart, the far-reaching windows get their own quantile.
+        let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
+        let step = 1800;
+        let mut history = TimeSeries::from_values(0, step, vec![100.0]).unwrap();
+        for i in 1..400i64 {
+            history
+                .append(&[(i * step, 100.0 + 20.0 * (i % 2) as f64)])
+                .unwrap();
+            calibrator.observe(&history);
+            let end = i * step;
+            // Nine windows within the last step observed (reach 0: its value is known), one reaching
+            // the step after (reach 1: it may change by 20).
+            let known = history.values()[i as usize];
+            for k in 0..9 {
+                calibrator.plan(end + k * 100, end + k * 100 + 60, known, end, step);
+            }
+            calibrator.plan(end + step - 30, end + step + 30, known, end, step);
+        }
+        let near = calibrator.scores[0].quantile(0.9).unwrap();
+        let far = calibrator.scores[1].quantile(0.9).unwrap();
+        assert!(far > near + 0.5, "near {near}, far {far}");
     }
 
     #[test]
     fn no_calibration_before_enough_windows_and_none_for_a_non_finite_forecast() {
         let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
-        assert_eq!(calibrator.plan(0, 60, 10.0), None);
-        assert_eq!(calibrator.plan(60, 120, f64::NAN), None);
+        assert_eq!(calibrator.plan(0, 60, 10.0, 0, 60), None);
+        assert_eq!(calibrator.plan(60, 120, f64::NAN, 0, 60), None);
         let (_, calibrator) = replay(&[5.0; 100], |_| 5.0, MissSignal::WindowPeak { quantile: 0.9 });
         assert!(calibrator.scores() >= MIN_SCORES);
     }
