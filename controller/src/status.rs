@@ -290,13 +290,7 @@ pub fn invalid_status(
     message: &str,
     now: i64,
 ) -> PredictiveAutoscalerStatus {
-    let old = &previous.conditions;
-    let invalid = |type_: &str| condition(old, type_, false, reasons::INVALID_SPEC, message.to_owned(), now);
-    PredictiveAutoscalerStatus {
-        observed_generation: generation,
-        conditions: vec![invalid(reasons::READY), invalid(reasons::SCALING_ACTIVE)],
-        ..previous
-    }
+    not_active_status(previous, generation, reasons::INVALID_SPEC, message, now)
 }
 
 /// The status of an object whose target another autoscaler (an HPA) already scales: `Ready` and
@@ -308,20 +302,28 @@ pub fn conflict_status(
     message: &str,
     now: i64,
 ) -> PredictiveAutoscalerStatus {
+    not_active_status(
+        previous,
+        generation,
+        reasons::CONFLICTING_AUTOSCALER,
+        message,
+        now,
+    )
+}
+
+/// `Ready` and `ScalingActive` set `False` for `reason`; the rest of the previous status kept.
+fn not_active_status(
+    previous: PredictiveAutoscalerStatus,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+    now: i64,
+) -> PredictiveAutoscalerStatus {
     let old = &previous.conditions;
-    let held = |type_: &str| {
-        condition(
-            old,
-            type_,
-            false,
-            reasons::CONFLICTING_AUTOSCALER,
-            message.to_owned(),
-            now,
-        )
-    };
+    let inactive = |type_: &str| condition(old, type_, false, reason, message.to_owned(), now);
     PredictiveAutoscalerStatus {
         observed_generation: generation,
-        conditions: vec![held(reasons::READY), held(reasons::SCALING_ACTIVE)],
+        conditions: vec![inactive(reasons::READY), inactive(reasons::SCALING_ACTIVE)],
         ..previous
     }
 }

@@ -21,11 +21,11 @@ use serde::Serialize;
 
 use crate::{
     commands::{
-        forecast::{fold_count, horizon_steps, shortfall, warn},
+        forecast::{PreparedTrace, prepare_trace, shortfall},
         print_stdout,
     },
     duration::HumanDuration,
-    edges::trace::{Cleaning, read_trace, trace_series},
+    edges::trace::Cleaning,
 };
 
 /// Arguments of `prescient backtest`.
@@ -61,17 +61,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !(args.level > 0.0 && args.level < 1.0) {
         bail!("--level must be in (0, 1), got {}", args.level);
     }
-    let points = read_trace(&args.input)?;
-    let history = trace_series(&points)?;
-    let horizon = horizon_steps(args.horizon, history.step_seconds())?;
-    let cleaning = Cleaning::of(&points, &history);
-    let (folds, folds_note) = fold_count(args.folds, history.len(), horizon);
-    warn(
-        (!cleaning.is_clean())
-            .then(|| cleaning.to_string())
-            .into_iter()
-            .chain(folds_note),
-    );
+    let PreparedTrace {
+        history,
+        horizon,
+        folds,
+        cleaning,
+    } = prepare_trace(&args.input, args.horizon, args.folds)?;
     let options = BacktestOptions {
         horizon_steps: horizon,
         folds,

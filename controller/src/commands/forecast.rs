@@ -6,10 +6,14 @@
 //! where `timestamp` is unix seconds (the first is one step after the trace's last timestamp) and
 //! `lower`/`upper` are the central band at `--quantile` (e.g. 0.9: the 5 % and 95 % quantiles).
 
-use std::{fmt::Write as _, io::Write as _, path::PathBuf};
+use std::{
+    fmt::Write as _,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::bail;
-use prescient_model::{FitOptions, MIN_FOLDS, ModelChoice, ModelError, fit};
+use prescient_model::{FitOptions, MIN_FOLDS, ModelChoice, ModelError, TimeSeries, fit};
 use serde::Serialize;
 
 use crate::{
@@ -96,6 +100,37 @@ pub(crate) fn fold_count(requested: usize, history_len: usize, horizon: usize) -
 
 /// Says on stderr what was repaired in the trace and what was changed in the flags (stderr may be
 /// gone: that is no reason to fail).
+/// A trace made ready for a fit or a backtest at a horizon.
+pub(crate) struct PreparedTrace {
+    pub history: TimeSeries,
+    /// The horizon in steps of the history.
+    pub horizon: usize,
+    /// Folds, raised to the minimum or capped to what the trace holds.
+    pub folds: usize,
+    pub cleaning: Cleaning,
+}
+
+/// Reads `input` onto its grid, turns `horizon` into steps and `folds` into what the trace supports, and
+/// says on stderr what cleaning touched and how the folds changed.
+pub(crate) fn prepare_trace(
+    input: &Path,
+    horizon: HumanDuration,
+    folds: usize,
+) -> anyhow::Result<PreparedTrace> {
+    let points = read_trace(input)?;
+    let history = trace_series(&points)?;
+    let horizon = horizon_steps(horizon, history.step_seconds())?;
+    let cleaning = Cleaning::of(&points, &history);
+    let (folds, folds_note) = fold_count(folds, history.len(), horizon);
+    warn(cleaning.note().into_iter().chain(folds_note));
+    Ok(PreparedTrace {
+        history,
+        horizon,
+        folds,
+        cleaning,
+    })
+}
+
 pub(crate) fn warn(notes: impl IntoIterator<Item = String>) {
     let mut stderr = std::io::stderr().lock();
     for note in notes {
@@ -122,17 +157,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--quantile must be in (0, 1), got {}", args.quantile);
     }
     let model: ModelChoice = args.model.parse()?;
-    let points = read_trace(&args.input)?;
-    let history = trace_series(&points)?;
-    let horizon = horizon_steps(args.horizon, history.step_seconds())?;
-    let cleaning = Cleaning::of(&points, &history);
-    let (folds, folds_note) = fold_count(args.folds, history.len(), horizon);
-    warn(
-        (!cleaning.is_clean())
-            .then(|| cleaning.to_string())
-            .into_iter()
-            .chain(folds_note),
-    );
+    let PreparedTrace {
+        history,
+        horizon,
+        folds,
+        cleaning,
+    } = prepare_trace(&args.input, args.horizon, args.folds)?;
     let options = FitOptions {
         horizon_steps: horizon,
         model,

@@ -308,7 +308,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     let series =
         trace_series(&points).with_context(|| format!("putting {} on a grid", args.input.display()))?;
     let cleaning = Cleaning::of(&points, &series);
-    warn((!cleaning.is_clean()).then(|| cleaning.to_string()));
+    warn(cleaning.note());
     let trace = DemandTrace::new(&series)?;
     let kinds = policy_kinds(args)?;
     if kinds.is_empty() {

@@ -187,6 +187,11 @@ impl Cleaning {
     pub fn is_clean(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The counts as a note for stderr, when any rule touched a row.
+    pub fn note(&self) -> Option<String> {
+        (!self.is_clean()).then(|| self.to_string())
+    }
 }
 
 impl std::fmt::Display for Cleaning {
