@@ -127,19 +127,25 @@ impl PredictedDemand {
     }
 
     fn peak_of(&self, values: &[f64], from: i64, to: i64) -> Option<f64> {
-        if self.step_seconds <= 0 {
-            return None;
-        }
-        values
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| {
-                let step_start = self.start + (*i as i64) * self.step_seconds;
-                v.is_finite() && step_start + self.step_seconds > from && step_start <= to
-            })
-            .map(|(_, v)| *v)
-            .reduce(f64::max)
+        peak_over(values, self.start, self.step_seconds, from, to)
     }
+}
+
+/// Peak of the finite `values` (value `i` covering `[start + i * step, start + (i + 1) * step)`) over
+/// the steps that overlap `[from, to]`; `None` if no finite step overlaps. Forecasts and histories
+/// alike: what was planned for a window and what it realised are read by the same rule.
+pub fn peak_over(values: &[f64], start: i64, step_seconds: i64, from: i64, to: i64) -> Option<f64> {
+    if step_seconds <= 0 || to < start {
+        return None;
+    }
+    let first = usize::try_from((from - start).div_euclid(step_seconds).max(0)).ok()?;
+    let last = usize::try_from((to - start).div_euclid(step_seconds)).ok()?;
+    values
+        .get(first..=last.min(values.len().checked_sub(1)?))?
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .reduce(f64::max)
 }
 
 /// Everything [`decide`] reads besides the spec and the recent recommendations.

@@ -158,9 +158,9 @@ fn noisy_daily_cycle(days: usize, seed: u64) -> DemandTrace {
 #[test]
 fn an_slo_target_holds_the_share_of_time_short_near_it() {
     // Four days: two grow the history, two are evaluated. Measured when written (share of evaluated
-    // minutes short): target 0.01 → 0.015, target 0.05 → 0.076; the controller's signal is the lagged
-    // observation, which sees a rise a scrape and a rate window late, so the minute-level share runs a
-    // little above the target.
+    // minutes short): target 0.01 → 0.0094, target 0.05 → 0.0521 — each sync judged on the history
+    // once it covers the sync. (Judged on the lagged observation at the sync, as before, the share ran
+    // at 1.5× the target: that observation sees a rise a scrape and a rate window late.)
     let trace = noisy_daily_cycle(4, 3);
     let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(120), 10.0));
     settings.history = Duration::from_secs(2 * 86_400);
@@ -178,13 +178,14 @@ fn an_slo_target_holds_the_share_of_time_short_near_it() {
         run.metrics.underprovisioned_minutes / run.metrics.evaluated_minutes
     };
     let (tight, loose) = (share_short(0.01), share_short(0.05));
+    eprintln!("share of evaluated minutes short: target 0.01 -> {tight:.4}, 0.05 -> {loose:.4}");
     assert!(
         tight < loose,
         "a tighter target is short less often: {tight} vs {loose}"
     );
     for (target, realised) in [(0.01, tight), (0.05, loose)] {
         assert!(
-            (0.3 * target..=2.0 * target).contains(&realised),
+            (0.5 * target..=1.5 * target).contains(&realised),
             "target {target}: short {realised} of the time"
         );
     }

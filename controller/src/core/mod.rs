@@ -27,7 +27,7 @@ mod types;
 pub use types::{PolicyType, ReplicaState, SelectPolicy};
 
 use crate::{
-    core::peak::{CalibrationState, MissSignal, PeakCalibrator},
+    core::peak::{CalibrationState, MissSignal, PeakCalibrator, PlannedWindow, REFERENCE_QUANTILE},
     policy::{self, Decision, DecisionReason, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::ScalingSpec,
 };
@@ -509,12 +509,11 @@ impl AutoscalerCore {
                 ),
             },
         };
-        // Realised windows first, so this sync's plan uses every score the history now allows.
+        // Realised windows (and capacities) first, so this sync's plan uses every outcome the history
+        // now allows.
         self.calibrator.observe(history);
-        self.calibrator.observe_shortfall(
-            now,
-            observed_demand > f64::from(replicas.ready) * self.spec.target_per_replica,
-        );
+        self.calibrator
+            .record_capacity(now, f64::from(replicas.ready) * self.spec.target_per_replica);
         let window_end = now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
         let predicted = forecast.as_ref().map(|f| {
             let mut predicted = PredictedDemand {
@@ -526,13 +525,23 @@ impl AutoscalerCore {
             };
             // The window starts now, so its peak is at least the demand observed now: the point
             // forecast of the peak never sits below it, and the scores measure only what is unknown.
-            predicted.calibrated_peak = predicted
-                .mean_peak(now, window_end)
-                .map(|peak| peak.max(observed_demand))
-                .and_then(|peak| {
-                    self.calibrator
-                        .plan(now, window_end, peak, history.end(), history.step_seconds())
-                });
+            // The spread is how far the forecaster's reference band reaches above that peak.
+            let floored_peak = |values: &[f64]| {
+                policy::peak_over(values, f.start, f.step_seconds, now, window_end)
+                    .map(|peak| peak.max(observed_demand))
+            };
+            let reference = f.quantile(REFERENCE_QUANTILE);
+            predicted.calibrated_peak = floored_peak(&f.mean).and_then(|forecast_peak| {
+                let spread = floored_peak(&reference).map_or(0.0, |band| band - forecast_peak);
+                let window = PlannedWindow {
+                    from: now,
+                    to: window_end,
+                    forecast_peak,
+                    spread,
+                };
+                self.calibrator
+                    .plan(window, history.end(), history.step_seconds())
+            });
             predicted
         });
         let input = PolicyInput {

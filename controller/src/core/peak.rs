@@ -11,11 +11,26 @@
 //!   peak of the forecast mean, and never below the demand observed now (the window starts now), so
 //!   the scores measure only what is not yet known.
 //! - Once the history covers a window, [`PeakCalibrator::observe`] turns it into a score
-//!   `(realised peak − forecast peak) / 2√x`: an error on the square-root scale, where counts' noise is
-//!   about the same at every level, so the band widens with the level as counts' noise does. `x` is the
-//!   larger of the forecast peak and a slow level of realised peaks (a one-hour half-life), so that a
-//!   forecast collapsing to zero in an upstream drop-out does not make the recovery's score explode.
-//! - The provisioned peak is `forecast + 2√x × Q(level)`, `Q` the conformal quantile of the scores of
+//!   `(realised peak − forecast peak) / unit`, in each of three units — three normalised conformal
+//!   predictors of the same peak, each covering it at the same rate by construction, which differ in
+//!   *where* they put the headroom:
+//!   - [`Unit::Spread`]: how far the forecaster's own reference band ([`REFERENCE_QUANTILE`]) reaches
+//!     above its point forecast over the window (conformalized quantile regression, Romano et al.,
+//!     2019): wide where the forecaster is unsure — further ahead, after a volatile hour;
+//!   - [`Unit::Poisson`]: `2√x`, an error on the square-root scale, where counts' noise is about the
+//!     same at every level;
+//!   - [`Unit::Proportional`]: `x`, a relative error, headroom in proportion to the level as the HPA's
+//!     target utilization gives it.
+//!
+//!   `x` is the larger of the forecast peak and a slow level of realised peaks (a one-hour half-life),
+//!   and the spread is floored by a share of it, so that a forecast or band collapsing to zero in an
+//!   upstream drop-out does not make the recovery's score explode.
+//! - Since all three cover the peak equally often, the cheapest is the best: the plan uses the unit
+//!   whose headroom (provisioned − forecast peak), computed for all three at every plan, was smallest
+//!   on average over the last day (choosing among conformal predictors by their efficiency). Which
+//!   one wins depends on the traffic — the forecaster's band on smooth seasonal traffic, the level on
+//!   bursty traffic — and is learnt online, per autoscaler, rather than fixed.
+//! - The provisioned peak is `forecast + unit × Q(level)`, `Q` the conformal quantile of the scores of
 //!   the last day *of windows that reach as far beyond the history*: a window that ends within the
 //!   step already observed is nearly certain, one that reaches into the next step is not, and with
 //!   coarse steps (30 minutes, a 2-minute window) the certain ones are most of them. Pooled, they would
@@ -33,6 +48,8 @@ use std::collections::VecDeque;
 
 use prescient_model::TimeSeries;
 
+use crate::policy::peak_over;
+
 /// Scores older than this are forgotten (seconds): a day covers a daily cycle.
 const SCORE_LOOKBACK_SECONDS: i64 = 86_400;
 /// At most this many scores are kept (a day of 30 s syncs), whatever the sync period.
@@ -45,6 +62,13 @@ const LEVEL_HALF_LIFE_SECONDS: f64 = 3_600.0;
 const MAX_REACH_STEPS: usize = 8;
 /// Step size of the adaptive level (Gibbs & Candès' default).
 const ACI_GAMMA: f64 = 0.005;
+/// The forecaster's band whose reach above the point forecast sets the unit of the scores: an upper
+/// quantile the folds estimate well (a few residuals per hundred beyond it), whatever the user's
+/// quantile, so that changing the quantile does not change the scores already realised.
+pub const REFERENCE_QUANTILE: f64 = 0.9;
+/// The spread never falls below this share of the slow level of realised peaks: the floor of a band
+/// that collapsed with its forecast.
+const SPREAD_FLOOR_OF_LEVEL: f64 = 0.05;
 
 /// What counts as a miss for the adaptive level.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,13 +116,55 @@ impl ShortfallTally {
     }
 }
 
+/// The units a window's score is measured in (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Spread,
+    Poisson,
+    Proportional,
+}
+
+impl Unit {
+    const ALL: [Unit; 3] = [Unit::Spread, Unit::Poisson, Unit::Proportional];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The unit of a window with point peak `forecast_peak`, forecaster's `spread` above it and slow
+    /// level of realised peaks `level`.
+    fn of(self, forecast_peak: f64, spread: f64, level: Option<f64>) -> f64 {
+        let x = level.map_or(forecast_peak, |level| forecast_peak.max(level));
+        let unit = match self {
+            Self::Spread => {
+                let spread = if spread.is_finite() { spread } else { 0.0 };
+                spread.max(SPREAD_FLOOR_OF_LEVEL * x)
+            }
+            Self::Poisson => 2.0 * x.sqrt(),
+            Self::Proportional => x,
+        };
+        unit.max(1e-9)
+    }
+}
+
+/// A decision window as the core plans it: `[from, to]`, the point forecast of its peak and the
+/// forecaster's spread above that peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedWindow {
+    pub from: i64,
+    pub to: i64,
+    pub forecast_peak: f64,
+    pub spread: f64,
+}
+
 /// A window planned for and not yet realised.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PendingWindow {
     from: i64,
     to: i64,
     forecast_peak: f64,
-    scale: f64,
+    /// The window's unit in each [`Unit`].
+    units: [f64; 3],
     /// The peak that was provisioned (after calibration), for the miss signal; `None` before the
     /// calibration had enough windows (such a window does not move the level).
     provisioned: Option<f64>,
@@ -139,18 +205,59 @@ impl Scores {
     }
 }
 
+/// The headroom each unit planned over the last day, summed, to tell which is cheapest at equal cover.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Headroom {
+    planned: VecDeque<(i64, [f64; 3])>,
+    sums: [f64; 3],
+}
+
+impl Headroom {
+    fn record(&mut self, at: i64, headroom: [f64; 3]) {
+        if !headroom.iter().all(|h| h.is_finite()) {
+            return;
+        }
+        self.planned.push_back((at, headroom));
+        for (sum, h) in self.sums.iter_mut().zip(headroom) {
+            *sum += h;
+        }
+        while let Some(&(oldest_at, oldest)) = self.planned.front() {
+            if self.planned.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
+                break;
+            }
+            self.planned.pop_front();
+            for (sum, h) in self.sums.iter_mut().zip(oldest) {
+                *sum -= h;
+            }
+        }
+    }
+
+    /// The unit with the least headroom over the last day; the forecaster's spread until there is a
+    /// record (ties too: it is the one that knows this window).
+    fn cheapest(&self) -> Unit {
+        Unit::ALL
+            .into_iter()
+            .min_by(|a, b| self.sums[a.index()].total_cmp(&self.sums[b.index()]))
+            .unwrap_or(Unit::Spread)
+    }
+}
+
 /// Per-autoscaler state of the window-peak calibration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeakCalibrator {
     signal: MissSignal,
     pending: VecDeque<PendingWindow>,
-    /// Realised scores per reach (index: history steps beyond the history's end).
-    scores: Vec<Scores>,
+    /// Realised scores per reach (index: history steps beyond the history's end) and [`Unit`].
+    scores: Vec<[Scores; 3]>,
+    /// Headroom each unit planned over the last day, to choose the cheapest.
+    headroom: Headroom,
     /// Slow level of realised peaks and the time it was last updated.
     level: Option<(i64, f64)>,
     /// The adaptive miss rate `α`.
     alpha: f64,
     shortfall: ShortfallTally,
+    /// Capacity ready at each sync not yet covered by the history, to be judged against it.
+    pending_capacity: VecDeque<(i64, f64)>,
     /// Step of the history last observed, and when the level last adapted to each signal: outcomes
     /// closer together than a step (or a window) are one outcome seen several times, so each adapts
     /// the level by its share of that time only.
@@ -177,10 +284,12 @@ impl PeakCalibrator {
         Self {
             signal,
             pending: VecDeque::new(),
-            scores: vec![Scores::default(); MAX_REACH_STEPS + 1],
+            scores: vec![Default::default(); MAX_REACH_STEPS + 1],
+            headroom: Headroom::default(),
             level: None,
             alpha: signal.target_rate(),
             shortfall: ShortfallTally::default(),
+            pending_capacity: VecDeque::new(),
             step_seconds: 1,
             last_window_from: None,
             last_shortfall_at: None,
@@ -211,7 +320,7 @@ impl PeakCalibrator {
 
     /// Realised windows so far (within the lookback).
     pub fn scores(&self) -> usize {
-        self.scores.iter().map(|s| s.sorted.len()).sum()
+        self.scores.iter().map(|s| s[0].sorted.len()).sum()
     }
 
     /// The level the next plan provisions for: `1 − α`, within `[0, 1]`.
@@ -225,6 +334,7 @@ impl PeakCalibrator {
         let step = history.step_seconds().max(1);
         self.step_seconds = step;
         let covered_until = history.end() + step;
+        self.judge_capacity(history, covered_until);
         while let Some(window) = self.pending.front().copied() {
             if window.to >= covered_until {
                 break;
@@ -240,14 +350,45 @@ impl PeakCalibrator {
             }
             self.last_window_from = Some(window.from);
             self.update_level(window.to, realised);
-            let score = (realised - window.forecast_peak) / window.scale;
-            if score.is_finite() {
-                self.scores[window.reach].push(window.to, score);
+            for unit in Unit::ALL {
+                let score = (realised - window.forecast_peak) / window.units[unit.index()];
+                if score.is_finite() {
+                    self.scores[window.reach][unit.index()].push(window.to, score);
+                }
             }
         }
     }
 
-    /// One sync's observation of whether demand exceeded the ready capacity (the SLO signal).
+    /// Records the capacity ready at the sync at `now`; [`PeakCalibrator::observe`] judges it against
+    /// the demand once the history covers `now`. Judged then rather than on the observation at the
+    /// sync: that observation is a scrape and a rate window late, sees a rise late and so counts too
+    /// few short syncs — an SLO held on it would be missed by about that lag.
+    pub fn record_capacity(&mut self, now: i64, capacity: f64) {
+        if self.pending_capacity.back().is_some_and(|&(at, _)| at >= now) {
+            self.pending_capacity.pop_back();
+        }
+        self.pending_capacity.push_back((now, capacity));
+        // While the history stalls, keep what one day of syncs needs, not more.
+        if self.pending_capacity.len() > MAX_SCORES {
+            self.pending_capacity.pop_front();
+        }
+    }
+
+    /// Judges the recorded capacities the history now covers.
+    fn judge_capacity(&mut self, history: &TimeSeries, covered_until: i64) {
+        let step = history.step_seconds().max(1);
+        while let Some(&(at, capacity)) = self.pending_capacity.front() {
+            if at >= covered_until {
+                break;
+            }
+            self.pending_capacity.pop_front();
+            if let Some(demand) = peak_over(history.values(), history.start(), step, at, at) {
+                self.observe_shortfall(at, demand > capacity + 1e-9);
+            }
+        }
+    }
+
+    /// One sync's outcome: whether demand exceeded the ready capacity (the SLO signal).
     pub fn observe_shortfall(&mut self, now: i64, short: bool) {
         self.shortfall.record(now, short);
         if let MissSignal::Shortfall { .. } = self.signal {
@@ -257,28 +398,37 @@ impl PeakCalibrator {
         self.last_shortfall_at = Some(now);
     }
 
-    /// The peak to provision for the window `[from, to]` given the forecast's point peak over it, with
-    /// the history's last point at `history_end` on a grid of `step_seconds`, and records the window for
-    /// calibration. `None` while fewer than [`MIN_SCORES`] windows of its kind are realised.
-    pub fn plan(
-        &mut self,
-        from: i64,
-        to: i64,
-        forecast_peak: f64,
-        history_end: i64,
-        step_seconds: i64,
-    ) -> Option<f64> {
+    /// The peak to provision for the window `[from, to]` given the forecast's point peak over it and
+    /// its spread (how far the forecaster's [`REFERENCE_QUANTILE`] band reaches above the point peak),
+    /// with the history's last point at `history_end` on a grid of `step_seconds`, and records the
+    /// window for calibration. `None` while fewer than [`MIN_SCORES`] windows of its kind are realised.
+    pub fn plan(&mut self, window: PlannedWindow, history_end: i64, step_seconds: i64) -> Option<f64> {
+        let PlannedWindow {
+            from,
+            to,
+            forecast_peak,
+            spread,
+        } = window;
         if !forecast_peak.is_finite() {
             return None;
         }
         let forecast_peak = forecast_peak.max(0.0);
-        let scale = self.scale(forecast_peak);
+        let level = self.level.map(|(_, level)| level);
+        let units = Unit::ALL.map(|unit| unit.of(forecast_peak, spread, level));
         let reach = usize::try_from((to - history_end).div_euclid(step_seconds.max(1)))
             .unwrap_or(0)
             .min(MAX_REACH_STEPS);
-        let provisioned = self.scores[reach]
-            .quantile(self.level())
-            .map(|q| (forecast_peak + scale * q).max(0.0));
+        let at = self.level();
+        let headroom = Unit::ALL.map(|unit| {
+            self.scores[reach][unit.index()]
+                .quantile(at)
+                .map(|q| units[unit.index()] * q)
+        });
+        if let [Some(spread), Some(poisson), Some(proportional)] = headroom {
+            self.headroom.record(from, [spread, poisson, proportional]);
+        }
+        let unit = self.headroom.cheapest();
+        let provisioned = headroom[unit.index()].map(|h| (forecast_peak + h).max(0.0));
         // Windows are planned in time order; a repeated sync at the same time replaces its plan.
         if self.pending.back().is_some_and(|w| w.from >= from) {
             self.pending.pop_back();
@@ -287,23 +437,11 @@ impl PeakCalibrator {
             from,
             to,
             forecast_peak,
-            scale,
+            units,
             provisioned,
             reach,
         });
         provisioned
-    }
-
-    /// What a score is measured in at a forecast peak of `forecast_peak`: `2√x`, the derivative of the
-    /// square root, so that scores are errors on the square-root scale, where counts' noise is about the
-    /// same at every level (a Poisson count's variance equals its mean). `x` is the larger of the forecast
-    /// and the slow level of realised peaks, so a forecast collapsing to zero does not make the score of
-    /// the recovery explode.
-    fn scale(&self, forecast_peak: f64) -> f64 {
-        let floor = self
-            .level
-            .map_or(forecast_peak, |(_, level)| forecast_peak.max(level));
-        (2.0 * floor.sqrt()).max(1e-9)
     }
 
     fn adapt(&mut self, miss: bool, weight: f64) {
@@ -332,24 +470,15 @@ fn share_of(apart: i64, span: i64) -> f64 {
     (apart.max(0) as f64 / span.max(1) as f64).min(1.0)
 }
 
-/// Peak of the finite values of the steps overlapping `[from, to]`.
+/// Peak of the finite values of the history's steps overlapping `[from, to]`.
 fn peak_of(history: &TimeSeries, from: i64, to: i64) -> Option<f64> {
-    let step = history.step_seconds().max(1);
-    let start = history.start();
-    let first = ((from - start).div_euclid(step)).max(0);
-    let last = (to - start).div_euclid(step);
-    if last < 0 {
-        return None;
-    }
-    let values = history.values();
-    let first = usize::try_from(first).ok()?;
-    let last = usize::try_from(last).ok()?.min(values.len().checked_sub(1)?);
-    values
-        .get(first..=last)?
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .reduce(f64::max)
+    peak_over(
+        history.values(),
+        history.start(),
+        history.step_seconds().max(1),
+        from,
+        to,
+    )
 }
 
 fn insert_sorted(sorted: &mut Vec<f64>, value: f64) {
@@ -386,24 +515,53 @@ mod tests {
 
     /// Replays a series through the calibrator as the core does: plan a window at each step, observe
     /// as the history grows. Returns the share of windows whose peak exceeded the plan (after warm-up).
-    fn replay(values: &[f64], forecast: impl Fn(usize) -> f64, signal: MissSignal) -> (f64, PeakCalibrator) {
+    fn window(from: i64, to: i64, forecast_peak: f64, spread: f64) -> PlannedWindow {
+        PlannedWindow {
+            from,
+            to,
+            forecast_peak,
+            spread,
+        }
+    }
+
+    /// Replays a series through the calibrator as the core does: plan a window at each step, observe
+    /// as the history grows; `forecast(i)` is the point peak and the spread planned at step `i`. Returns
+    /// the share of windows whose peak exceeded the plan (after warm-up).
+    fn replay(
+        values: &[f64],
+        forecast: impl Fn(usize) -> (f64, f64),
+        signal: MissSignal,
+    ) -> (f64, PeakCalibrator) {
+        let (misses, planned, calibrator) = replay_counting(values, forecast, signal, |_| true);
+        (misses as f64 / planned.max(1) as f64, calibrator)
+    }
+
+    /// Like [`replay`], counting misses and plans only at the steps `counted` selects.
+    fn replay_counting(
+        values: &[f64],
+        forecast: impl Fn(usize) -> (f64, f64),
+        signal: MissSignal,
+        counted: impl Fn(usize) -> bool,
+    ) -> (usize, usize, PeakCalibrator) {
         let step = 60;
         let mut calibrator = PeakCalibrator::new(signal);
         let mut history = TimeSeries::from_values(0, step, vec![values[0]]).unwrap();
         let (mut misses, mut planned) = (0usize, 0usize);
         for i in 1..values.len() - 2 {
+            let (peak, spread) = forecast(i);
             history.append(&[(i as i64 * step, values[i])]).unwrap();
             calibrator.observe(&history);
             let now = i as i64 * step;
             // The window is the next two steps.
             let (from, to) = (now + step, now + 2 * step);
-            if let Some(provisioned) = calibrator.plan(from, to, forecast(i), now, step) {
+            let provisioned = calibrator.plan(window(from, to, peak, spread), now, step);
+            if let Some(provisioned) = provisioned.filter(|_| counted(i)) {
                 planned += 1;
                 let realised = values[i + 1].max(values[i + 2]);
                 misses += usize::from(realised > provisioned);
             }
         }
-        (misses as f64 / planned.max(1) as f64, calibrator)
+        (misses, planned, calibrator)
     }
 
     #[test]
@@ -418,7 +576,7 @@ mod tests {
             .collect();
         peaks.sort_by(f64::total_cmp);
         for quantile in [0.8, 0.9, 0.95] {
-            let (miss, calibrator) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile });
+            let (miss, calibrator) = replay(&values, |_| (100.0, 10.0), MissSignal::WindowPeak { quantile });
             assert!(
                 (miss - (1.0 - quantile)).abs() < 0.02,
                 "q{quantile}: miss rate {miss}"
@@ -428,11 +586,48 @@ mod tests {
             let mut at_target = calibrator.clone();
             at_target.alpha = 1.0 - quantile;
             // A window of the same kind: it ends two steps beyond the history.
-            let planned = at_target.plan(1_000_000, 1_000_060, 100.0, 999_940, 60).unwrap();
+            let planned = at_target
+                .plan(window(1_000_000, 1_000_060, 100.0, 10.0), 999_940, 60)
+                .unwrap();
             assert!(
                 (planned - exact).abs() / exact < 0.05,
                 "q{quantile}: planned {planned}, exact {exact}"
             );
+        }
+    }
+
+    #[test]
+    fn the_forecasters_spread_keeps_coverage_in_calm_and_in_wild_hours_alike() {
+        // Noise alternates between calm and wild hours and the forecaster knows it (its spread is four
+        // times wider in wild hours). Scores in units of the spread cover the peak at the quantile in
+        // each kind of hour; a score in units of the level alone would cover calm hours always and
+        // wild ones too rarely.
+        let mut rng = StdRng::seed_from_u64(5);
+        let calm = LogNormal { sigma: 0.05 };
+        let wild = LogNormal { sigma: 0.2 };
+        let is_wild = |i: usize| (i / 60) % 2 == 1;
+        let values: Vec<f64> = (0..20_000)
+            .map(|i| {
+                100.0
+                    * if is_wild(i) {
+                        wild.sample(&mut rng)
+                    } else {
+                        calm.sample(&mut rng)
+                    }
+            })
+            .collect();
+        // The window of step `i` is steps i+1 and i+2: its kind is that of step i+1.
+        let spread = |i: usize| if is_wild(i + 1) { 40.0 } else { 10.0 };
+        let signal = MissSignal::WindowPeak { quantile: 0.9 };
+        for wild_hours in [false, true] {
+            let (misses, planned, _) = replay_counting(
+                &values,
+                |i| (100.0, spread(i)),
+                signal,
+                |i| is_wild(i + 1) == wild_hours && is_wild(i + 2) == wild_hours && i > 2000,
+            );
+            let miss = misses as f64 / planned as f64;
+            assert!((miss - 0.1).abs() < 0.03, "wild {wild_hours}: miss rate {miss}");
         }
     }
 
@@ -453,12 +648,24 @@ mod tests {
                     }
             })
             .collect();
-        let (_, _) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        let (_, _) = replay(
+            &values,
+            |_| (100.0, 10.0),
+            MissSignal::WindowPeak { quantile: 0.9 },
+        );
         let second_half: Vec<f64> = values[6000..].to_vec();
-        let (miss, _) = replay(&second_half, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        let (miss, _) = replay(
+            &second_half,
+            |_| (100.0, 10.0),
+            MissSignal::WindowPeak { quantile: 0.9 },
+        );
         assert!((miss - 0.1).abs() < 0.02, "miss rate {miss}");
         // And across the change, the long-run rate is on target too.
-        let (miss_all, _) = replay(&values, |_| 100.0, MissSignal::WindowPeak { quantile: 0.9 });
+        let (miss_all, _) = replay(
+            &values,
+            |_| (100.0, 10.0),
+            MissSignal::WindowPeak { quantile: 0.9 },
+        );
         assert!(
             (miss_all - 0.1).abs() < 0.02,
             "miss rate across the change {miss_all}"
@@ -483,17 +690,51 @@ mod tests {
     }
 
     #[test]
+    fn capacities_are_judged_against_the_history_once_it_covers_them() {
+        // Syncs every 30 s on a 60 s history: demand 10 for two minutes, then 30; capacity 20 all along.
+        // Each sync is judged when its step is in the history, whatever was observed at the sync.
+        let mut calibrator = PeakCalibrator::new(MissSignal::Shortfall { max_fraction: 0.1 });
+        let mut history = TimeSeries::from_values(0, 60, vec![10.0]).unwrap();
+        for sync in 0..8i64 {
+            calibrator.record_capacity(sync * 30, 20.0);
+        }
+        calibrator.observe(&history);
+        // Only the two syncs within the first step are covered.
+        let tally = calibrator.state().shortfall_fraction_last_day.unwrap();
+        assert_eq!(tally, 0.0);
+        history.append(&[(60, 10.0), (120, 30.0), (180, 30.0)]).unwrap();
+        calibrator.observe(&history);
+        // Eight syncs judged: the last four (from 120 s) short.
+        let tally = calibrator.state().shortfall_fraction_last_day.unwrap();
+        assert!((tally - 0.5).abs() < 1e-12, "{tally}");
+    }
+
+    #[test]
     fn a_collapse_of_the_forecast_does_not_make_scores_explode() {
-        // Demand steady at 100; the forecast falls to 0 for a while (an upstream drop-out seen as
-        // demand): the recovery's score is relative to the level (2√100), not to a zero forecast.
+        // Demand steady at 100; the forecast and its band fall to 0 for a while (an upstream drop-out
+        // seen as demand): the recovery's score is relative to the floor (a share of the level of
+        // realised peaks, 5), not to a zero spread.
         let values = vec![100.0; 400];
         let (_, calibrator) = replay(
             &values,
-            |i| if (200..205).contains(&i) { 0.0 } else { 100.0 },
+            |i| {
+                if (200..205).contains(&i) {
+                    (0.0, 0.0)
+                } else {
+                    (100.0, 10.0)
+                }
+            },
             MissSignal::WindowPeak { quantile: 0.9 },
         );
-        let worst = calibrator.scores[2].sorted.last().copied().unwrap();
-        assert!(worst <= 100.0 / 20.0 + 1e-9, "largest score {worst}");
+        let worst = calibrator.scores[2][Unit::Spread.index()]
+            .sorted
+            .last()
+            .copied()
+            .unwrap();
+        assert!(
+            worst <= 100.0 / (SPREAD_FLOOR_OF_LEVEL * 100.0) + 1e-9,
+            "largest score {worst}"
+        );
     }
 
     #[test]
@@ -514,21 +755,25 @@ mod tests {
             // the step after (reach 1: it may change by 20).
             let known = history.values()[i as usize];
             for k in 0..9 {
-                calibrator.plan(end + k * 100, end + k * 100 + 60, known, end, step);
+                calibrator.plan(window(end + k * 100, end + k * 100 + 60, known, 10.0), end, step);
             }
-            calibrator.plan(end + step - 30, end + step + 30, known, end, step);
+            calibrator.plan(window(end + step - 30, end + step + 30, known, 10.0), end, step);
         }
-        let near = calibrator.scores[0].quantile(0.9).unwrap();
-        let far = calibrator.scores[1].quantile(0.9).unwrap();
+        let near = calibrator.scores[0][Unit::Spread.index()].quantile(0.9).unwrap();
+        let far = calibrator.scores[1][Unit::Spread.index()].quantile(0.9).unwrap();
         assert!(far > near + 0.5, "near {near}, far {far}");
     }
 
     #[test]
     fn no_calibration_before_enough_windows_and_none_for_a_non_finite_forecast() {
         let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
-        assert_eq!(calibrator.plan(0, 60, 10.0, 0, 60), None);
-        assert_eq!(calibrator.plan(60, 120, f64::NAN, 0, 60), None);
-        let (_, calibrator) = replay(&[5.0; 100], |_| 5.0, MissSignal::WindowPeak { quantile: 0.9 });
+        assert_eq!(calibrator.plan(window(0, 60, 10.0, 1.0), 0, 60), None);
+        assert_eq!(calibrator.plan(window(60, 120, f64::NAN, 1.0), 0, 60), None);
+        let (_, calibrator) = replay(
+            &[5.0; 100],
+            |_| (5.0, 1.0),
+            MissSignal::WindowPeak { quantile: 0.9 },
+        );
         assert!(calibrator.scores() >= MIN_SCORES);
     }
 }
