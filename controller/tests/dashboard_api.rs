@@ -8,7 +8,7 @@ use prescient::{
     crd::{
         ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, PredictiveAutoscalerStatus, ScaleTargetRef,
     },
-    dashboard::{self, DashboardStore, MetricsRenderer},
+    dashboard::{self, DashboardStore, MetricsRenderer, api::TallyView},
     edges::{
         TargetRef,
         sim::{CompletedSteps, SimTarget},
@@ -129,7 +129,7 @@ async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
 async fn serves_list_detail_forecast_openapi_and_page() {
     let store = DashboardStore::default();
     filled_store(&store, 12).await;
-    let base = start(dashboard::router(store, None)).await;
+    let base = start(dashboard::router(store.clone(), None)).await;
 
     let (status, list) = get_json(&format!("{base}/api/v1/autoscalers"), None).await;
     assert_eq!(status, 200);
@@ -139,6 +139,23 @@ async fn serves_list_detail_forecast_openapi_and_page() {
     assert_eq!(all[0]["name"], "web");
     assert_eq!(all[0]["target"], "Deployment/web");
     assert!(all[0]["desiredReplicas"].as_u64().unwrap() >= 1);
+    // An operator's loop measures no tally: the field is there, empty, until the loop sets one.
+    assert!(all[0]["tally"].is_null(), "{}", all[0]);
+    let tally = TallyView {
+        underprovisioned_minutes: 1.5,
+        replica_minutes: 640.0,
+        scale_events: 3,
+        syncs: 12,
+    };
+    store.record_tally("shop", "web", tally);
+    store.record_tally("shop", "not-recorded", tally);
+    let (_, list) = get_json(&format!("{base}/api/v1/autoscalers"), None).await;
+    let all = list["autoscalers"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "a tally alone adds no autoscaler");
+    assert_eq!(all[0]["tally"]["underprovisionedMinutes"], 1.5);
+    assert_eq!(all[0]["tally"]["replicaMinutes"], 640.0);
+    assert_eq!(all[0]["tally"]["scaleEvents"], 3);
+    assert_eq!(all[0]["tally"]["syncs"], 12);
 
     let (status, detail) = get_json(&format!("{base}/api/v1/autoscalers/shop/web"), None).await;
     assert_eq!(status, 200);
@@ -189,6 +206,7 @@ async fn serves_list_detail_forecast_openapi_and_page() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert!(doc["paths"]["/api/v1/autoscalers/{namespace}/{name}/forecast"]["get"].is_object());
     assert!(doc["components"]["schemas"]["ForecastPoint"]["properties"]["upper"].is_object());
+    assert!(doc["components"]["schemas"]["TallyView"]["properties"]["underprovisionedMinutes"].is_object());
 
     let (status, html, content_type) = get(&format!("{base}/"), None).await;
     assert_eq!(status, 200);

@@ -243,6 +243,18 @@ fn page_draws_the_live_chart_without_errors() {
         assert!(points_of(&dom, "forecast-mean") >= 2);
     }
 
+    // Both lanes' running tallies side by side: a row each, with numbers.
+    assert!(!dom.contains("<div id=\"tally\" hidden"), "tally hidden:\n{dom}");
+    for lane in ["demo/predictive", "demo/reactive"] {
+        let row = tally_row(&dom, lane);
+        assert_eq!(row.len(), 5, "{lane}: {row:?}");
+        assert_eq!(row[0], lane);
+        for cell in &row[1..] {
+            assert!(cell.parse::<f64>().is_ok(), "{lane}: {row:?}");
+        }
+        assert!(row[4].parse::<u64>().unwrap() >= 1, "{lane}: {row:?}");
+    }
+
     let screenshot = target_dir().join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
     chromium(
@@ -261,6 +273,20 @@ fn page_draws_the_live_chart_without_errors() {
         "screenshot {} missing or empty ({size} bytes)",
         screenshot.display()
     );
+}
+
+/// The cells of the tally table's row of `autoscaler`.
+fn tally_row(dom: &str, autoscaler: &str) -> Vec<String> {
+    let marker = format!("<tr data-autoscaler=\"{autoscaler}\">");
+    let start = dom
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no tally row for {autoscaler}"));
+    let row = &dom[start + marker.len()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    row.split("</td>")
+        .filter_map(|cell| cell.rfind('>').map(|at| cell[at + 1..].to_owned()))
+        .filter(|cell| !cell.is_empty())
+        .collect()
 }
 
 /// The console check can fail: a page that throws is caught.

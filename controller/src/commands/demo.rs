@@ -12,7 +12,7 @@ use crate::{
     crd::{
         ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, PredictiveAutoscalerStatus, ScaleTargetRef,
     },
-    dashboard::{self, DashboardArgs, DashboardStore},
+    dashboard::{self, DashboardArgs, DashboardStore, api::TallyView},
     duration::{HumanDuration, format_duration, rfc3339},
     edges::{
         Clock, ManualClock, TargetRef,
@@ -167,6 +167,18 @@ impl Lane {
             &self.autoscaler,
             &report,
         );
+        sinks.store.record_tally(NAMESPACE, self.name, self.tally.into());
+    }
+}
+
+impl From<Tally> for TallyView {
+    fn from(tally: Tally) -> Self {
+        Self {
+            underprovisioned_minutes: tally.underprovisioned_minutes,
+            replica_minutes: tally.replica_minutes,
+            scale_events: tally.scale_events,
+            syncs: tally.syncs,
+        }
     }
 }
 
@@ -268,9 +280,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !(capacity_per_replica.is_finite() && capacity_per_replica > 0.0) {
         anyhow::bail!("--capacity-per-replica must be a positive number, got {capacity_per_replica}");
     }
-    // Provision for 80 % of a replica's capacity, the usual HPA utilization target.
+    // Each lane as it is meant to be configured: the HPA at 80 % of a replica's capacity, its usual
+    // utilization target (its idle headroom is its safety margin); the predictive lane at what one
+    // replica serves (README: "demand one replica serves within its SLO"), its safety margin being the
+    // forecast quantile — planned at 80 % too, it would hold both margins at once.
     // Rounded to 4 significant digits so the spec reads like one a person wrote (8.2, not 8.200000000000001).
     let target_per_replica = round_significant(capacity_per_replica * 0.8, 4);
+    let predictive_target_per_replica = round_significant(capacity_per_replica, 4);
     let step = format_duration(Duration::from_secs(replay.step_seconds as u64));
     let source = CompletedSteps {
         source: replay.source.clone(),
@@ -299,7 +315,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut lanes = vec![
         Lane::new(
             "predictive",
-            lane_resource("predictive", target_per_replica, &step),
+            lane_resource("predictive", predictive_target_per_replica, &step),
             true,
             cluster(),
         )?,

@@ -166,6 +166,23 @@ pub struct AutoscalerSummary {
     pub last_sync: i64,
     /// Errors seen recently (repeats included).
     pub error_count: u64,
+    /// Running tally of the autoscaler's cluster, when the loop that runs it measures one (the demo's
+    /// simulated cluster knows the true demand; an operator on a real cluster leaves it out).
+    pub tally: Option<TallyView>,
+}
+
+/// Under-provisioning and cost of one autoscaler since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TallyView {
+    /// Minutes in which demand exceeded ready capacity.
+    pub underprovisioned_minutes: f64,
+    /// Provisioned (ready, starting or draining) replicas times minutes: what the replicas cost.
+    pub replica_minutes: f64,
+    /// Changes of the workload's replica count.
+    pub scale_events: u64,
+    /// Syncs tallied.
+    pub syncs: u64,
 }
 
 /// `GET /api/v1/autoscalers`.

@@ -12,7 +12,7 @@ use crate::{
     dashboard::api::{
         AutoscalerDetail, AutoscalerSummary, ConditionView, DecisionView, DemandPoint, ErrorView,
         ForecastPoint, ForecastResponse, ForecastView, HealthView, ModelView, ReplicaPoint, SpecView,
-        StatusView, TargetView,
+        StatusView, TallyView, TargetView,
     },
     reconcile::{Autoscaler, SyncReport},
 };
@@ -39,6 +39,7 @@ struct Entry {
     replicas: VecDeque<ReplicaPoint>,
     last_sync: i64,
     observed_demand: Option<f64>,
+    tally: Option<TallyView>,
 }
 
 #[derive(Debug)]
@@ -131,6 +132,7 @@ impl DashboardStore {
                 replicas: VecDeque::new(),
                 last_sync: report.now,
                 observed_demand: None,
+                tally: None,
             });
         entry.spec = SpecView::from_resource(spec);
         entry.status = StatusView::from_resource(status);
@@ -295,9 +297,19 @@ impl DashboardStore {
                     health_reason: entry.health.reason.clone(),
                     last_sync: entry.last_sync,
                     error_count: entry.errors.iter().map(|e| e.count).sum(),
+                    tally: entry.tally,
                 }
             })
             .collect()
+    }
+
+    /// Sets the running tally of an autoscaler already recorded (ignored for an unknown one: a tally
+    /// without its autoscaler's sync would be a row without a name on the page).
+    pub fn record_tally(&self, namespace: &str, name: &str, tally: TallyView) {
+        let mut inner = self.write();
+        if let Some(entry) = inner.entries.get_mut(&(namespace.to_owned(), name.to_owned())) {
+            entry.tally = Some(tally);
+        }
     }
 
     /// One autoscaler's spec, status, model, health, last decision and recent errors.

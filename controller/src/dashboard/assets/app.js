@@ -171,6 +171,36 @@ function renderList(list) {
   }
 }
 
+// Side by side, the running tallies of the autoscalers whose loop measures one (the demo's two lanes):
+// minutes short, what the replicas cost and how often they changed. Hidden when none has one.
+function renderTally(list) {
+  const rows = list.autoscalers.filter((a) => a.tally);
+  const wrap = document.getElementById("tally");
+  wrap.hidden = rows.length === 0;
+  const body = wrap.querySelector("tbody");
+  body.textContent = "";
+  const fewestShort = Math.min(...rows.map((a) => a.tally.underprovisionedMinutes));
+  const cheapest = Math.min(...rows.map((a) => a.tally.replicaMinutes));
+  for (const a of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.autoscaler = a.namespace + "/" + a.name;
+    const cells = [
+      [a.namespace + "/" + a.name, false],
+      [fmtNum(a.tally.underprovisionedMinutes, 1), rows.length > 1 && a.tally.underprovisionedMinutes === fewestShort],
+      [fmtNum(a.tally.replicaMinutes, 0), rows.length > 1 && a.tally.replicaMinutes === cheapest],
+      [String(a.tally.scaleEvents), false],
+      [String(a.tally.syncs), false],
+    ];
+    for (const [text, best] of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (best) td.className = "best";
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+}
+
 function renderDetail(detail) {
   document.getElementById("selected-name").textContent = detail.namespace + "/" + detail.name;
   const spec = detail.spec;
@@ -241,6 +271,7 @@ async function refresh() {
       selected = list.autoscalers.length ? list.autoscalers[0].namespace + "/" + list.autoscalers[0].name : null;
     }
     renderList(list);
+    renderTally(list);
     if (selected) {
       const path = "/api/v1/autoscalers/" + selected.split("/").map(encodeURIComponent).join("/");
       const [detail, forecast] = await Promise.all([getJson(path), getJson(path + "/forecast")]);
