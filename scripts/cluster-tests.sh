@@ -247,6 +247,8 @@ print("; ".join(bad) if bad else "ok")')
   behavior: { scaleUp: { policies: [ { type: Pods, value: 0, periodSeconds: 60 } ] } }")" 'value.*(greater than or equal to 1|must be)'
   expect_refused "a stabilization window above an hour" "$(pa_yaml bad-window "$base_spec
   behavior: { scaleDown: { stabilizationWindowSeconds: 7200 } }")" 'stabilizationWindowSeconds.*(less than or equal to 3600|must be)'
+  expect_refused "a tolerance above 1" "$(pa_yaml bad-tolerance "$base_spec
+  behavior: { scaleUp: { tolerance: 1.5 } }")" 'tolerance.*(less than or equal to 1|must be)'
   expect_refused "an unknown model" "$(pa_yaml bad-model "$base_spec
   forecast: { model: bogus }")" 'model.*(Unsupported value|supported values|must be)'
   expect_refused "leadTime longer than horizon" "$(pa_yaml bad-lead "$base_spec

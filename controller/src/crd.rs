@@ -268,6 +268,13 @@ pub struct Behavior {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingRules {
+    /// The reactive rule leaves the replicas alone while the usage ratio (observed demand over
+    /// current replicas × targetPerReplica) is within this distance of 1 in this direction, e.g. 0.05
+    /// (the HPA's per-direction tolerance, KEP-4951; a number here, where the HPA takes a quantity).
+    /// Default 0.1, the HPA's cluster-wide default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub tolerance: Option<f64>,
     /// Seconds of past decisions to consider (0 to 3600): scaling down uses the highest, scaling up the
     /// lowest recommendation in the window, so short dips and bursts do not flap the workload.
     /// HPA defaults: 300 for scale-down, 0 for scale-up.

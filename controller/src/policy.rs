@@ -10,7 +10,7 @@ use std::{collections::VecDeque, fmt, time::Duration};
 
 use crate::{
     core::{PolicyType, ReplicaState, SelectPolicy},
-    spec::{DirectionRules, REACTIVE_TOLERANCE, ScalingBehavior, ScalingSpec},
+    spec::{DirectionRules, ScalingBehavior, ScalingSpec},
 };
 
 /// Why the desired replica count is what it is: the last rule that shaped it.
@@ -260,23 +260,21 @@ impl RecentRecommendations {
 }
 
 /// Replicas the observed demand needs by the HPA rule for a demand metric with an average-value target:
-/// no change while the usage ratio `observed / (current * target)` is within the 10 % tolerance, else
-/// `ceil(observed / target)`.
+/// no change while the usage ratio `observed / (current * target)` is within the tolerance of its
+/// direction (`behavior.scaleUp.tolerance` above 1, `scaleDown.tolerance` below; 10 % each by default,
+/// as the HPA since KEP-4951), else `ceil(observed / target)`.
 ///
 /// Why not `current * observed / (ready * target)`: while pods start, that multiplies the load per
 /// ready pod by pods that are not serving yet and overshoots; the HPA itself divides by all pods (it
 /// counts unready pods as idle when scaling up), which is the same as `observed / target`.
-pub fn hpa_replicas(observed: f64, current: u32, target_per_replica: f64) -> u32 {
+pub fn hpa_replicas(observed: f64, current: u32, target_per_replica: f64, behavior: &ScalingBehavior) -> u32 {
     let needed = replicas_for(observed, target_per_replica);
     if current == 0 {
         return needed;
     }
     let ratio = observed / (f64::from(current) * target_per_replica);
-    if (ratio - 1.0).abs() <= REACTIVE_TOLERANCE {
-        current
-    } else {
-        needed
-    }
+    let within = ratio <= 1.0 + behavior.scale_up.tolerance && ratio >= 1.0 - behavior.scale_down.tolerance;
+    if within { current } else { needed }
 }
 
 /// `ceil(demand / target)` as a replica count (0 for non-positive or non-finite demand).
@@ -329,7 +327,7 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
             // up. Acting alone (no forecast), the floor is the HPA rule, tolerance included.
             replicas_for(d, target)
         } else {
-            hpa_replicas(d, current, target)
+            hpa_replicas(d, current, target, &spec.behavior)
         }
     });
 
@@ -521,7 +519,7 @@ fn direction_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::RatePolicy;
+    use crate::spec::{REACTIVE_TOLERANCE, RatePolicy};
 
     fn spec() -> ScalingSpec {
         ScalingSpec {
@@ -576,12 +574,31 @@ mod tests {
     }
 
     #[test]
+    fn each_direction_has_its_own_tolerance() {
+        // KEP-4951: quick to scale up (2 %), slow to scale down (30 %).
+        let mut behavior = ScalingBehavior::default();
+        behavior.scale_up.tolerance = 0.02;
+        behavior.scale_down.tolerance = 0.3;
+        assert_eq!(hpa_replicas(103.0, 10, 10.0, &behavior), 11, "3 % above: up");
+        assert_eq!(hpa_replicas(101.0, 10, 10.0, &behavior), 10, "1 % above: within");
+        assert_eq!(hpa_replicas(75.0, 10, 10.0, &behavior), 10, "25 % below: within");
+        assert_eq!(hpa_replicas(65.0, 10, 10.0, &behavior), 7, "35 % below: down");
+        // Zero tolerance follows every change.
+        behavior.scale_up.tolerance = 0.0;
+        behavior.scale_down.tolerance = 0.0;
+        assert_eq!(hpa_replicas(100.5, 10, 10.0, &behavior), 11);
+        assert_eq!(hpa_replicas(99.0, 10, 10.0, &behavior), 10);
+        assert_eq!(hpa_replicas(89.0, 10, 10.0, &behavior), 9);
+    }
+
+    #[test]
     fn hpa_tolerance_ignores_changes_within_ten_percent() {
-        assert_eq!(hpa_replicas(105.0, 10, 10.0), 10);
-        assert_eq!(hpa_replicas(95.0, 10, 10.0), 10);
-        assert_eq!(hpa_replicas(111.0, 10, 10.0), 12);
-        assert_eq!(hpa_replicas(89.0, 10, 10.0), 9);
-        assert_eq!(hpa_replicas(50.0, 0, 10.0), 5);
+        let hpa = ScalingBehavior::default();
+        assert_eq!(hpa_replicas(105.0, 10, 10.0, &hpa), 10);
+        assert_eq!(hpa_replicas(95.0, 10, 10.0, &hpa), 10);
+        assert_eq!(hpa_replicas(111.0, 10, 10.0, &hpa), 12);
+        assert_eq!(hpa_replicas(89.0, 10, 10.0, &hpa), 9);
+        assert_eq!(hpa_replicas(50.0, 0, 10.0, &hpa), 5);
         assert_eq!(replicas_for(100.0, 10.0), 10);
         assert_eq!(
             replicas_for(0.1 + 0.2, 0.1),
@@ -641,6 +658,7 @@ mod tests {
         let mut spec = spec();
         spec.max_replicas = 200;
         spec.behavior.scale_down = DirectionRules {
+            tolerance: REACTIVE_TOLERANCE,
             stabilization_window: Duration::ZERO,
             select_policy: SelectPolicy::Max,
             policies: vec![

@@ -37,15 +37,18 @@ pub struct RatePolicy {
 }
 
 /// Rules of one direction with the HPA's defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirectionRules {
+    /// The reactive rule ignores usage ratios within this distance of 1 in this direction (the HPA's
+    /// per-direction `tolerance`, KEP-4951; default [`REACTIVE_TOLERANCE`]).
+    pub tolerance: f64,
     pub stabilization_window: Duration,
     pub select_policy: SelectPolicy,
     pub policies: Vec<RatePolicy>,
 }
 
 /// Scale-up and scale-down rules, HPA semantics.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScalingBehavior {
     pub scale_up: DirectionRules,
     pub scale_down: DirectionRules,
@@ -57,6 +60,7 @@ impl Default for ScalingBehavior {
     fn default() -> Self {
         Self {
             scale_up: DirectionRules {
+                tolerance: REACTIVE_TOLERANCE,
                 stabilization_window: Duration::ZERO,
                 select_policy: SelectPolicy::Max,
                 policies: vec![
@@ -73,6 +77,7 @@ impl Default for ScalingBehavior {
                 ],
             },
             scale_down: DirectionRules {
+                tolerance: REACTIVE_TOLERANCE,
                 stabilization_window: Duration::from_secs(300),
                 select_policy: SelectPolicy::Max,
                 policies: vec![RatePolicy {
@@ -113,7 +118,8 @@ pub struct ScalingSpec {
     pub forecast_enabled: bool,
 }
 
-/// The HPA's tolerance: reactive changes smaller than 10 % of the ratio are ignored.
+/// The HPA's default tolerance (its `--horizontal-pod-autoscaler-tolerance`): reactive changes smaller
+/// than 10 % of the ratio are ignored, in either direction unless `behavior` sets one per direction.
 pub const REACTIVE_TOLERANCE: f64 = 0.1;
 
 /// Parses a model name as used in the CRD and the CLI.

@@ -80,7 +80,18 @@ fn direction_rules(
         Some(seconds) => Duration::from_secs(u64::from(seconds)),
         None => default.stabilization_window,
     };
+    let tolerance = match rules.tolerance {
+        Some(t) if !(t.is_finite() && (0.0..=1.0).contains(&t)) => {
+            return Err(SpecError::new(
+                field,
+                format!("tolerance must be between 0 and 1, got {t}"),
+            ));
+        }
+        Some(t) => t,
+        None => default.tolerance,
+    };
     Ok(DirectionRules {
+        tolerance,
         stabilization_window,
         select_policy: rules.select_policy.map_or(default.select_policy, Into::into),
         policies,
@@ -189,5 +200,46 @@ impl ScalingSpec {
             forecast_enabled: true,
             max_underprovisioned_fraction,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::spec::REACTIVE_TOLERANCE;
+
+    fn spec_with_behavior(behavior: serde_json::Value) -> PredictiveAutoscalerSpec {
+        serde_json::from_value(serde_json::json!({
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" },
+            "maxReplicas": 10,
+            "metric": { "query": "up", "targetPerReplica": 10 },
+            "behavior": behavior,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_direction_takes_its_tolerance_or_the_hpa_default() {
+        let spec = ScalingSpec::from_resource(&spec_with_behavior(
+            serde_json::json!({ "scaleUp": { "tolerance": 0.02 } }),
+        ))
+        .unwrap();
+        assert_eq!(spec.behavior.scale_up.tolerance, 0.02);
+        assert_eq!(spec.behavior.scale_down.tolerance, REACTIVE_TOLERANCE);
+    }
+
+    #[test]
+    fn a_tolerance_outside_zero_to_one_is_refused_with_its_field() {
+        for bad in [-0.1, 1.5] {
+            let error = ScalingSpec::from_resource(&spec_with_behavior(
+                serde_json::json!({ "scaleDown": { "tolerance": bad } }),
+            ))
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("scaleDown") && error.to_string().contains("tolerance"),
+                "{error}"
+            );
+        }
     }
 }
