@@ -171,6 +171,9 @@ pub struct PolicySummary {
     /// The SLO target of a `predictive@sloF` run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_underprovisioned_fraction: Option<f64>,
+    /// The `marginFraction` of a `crane-ehpa@uUmM` run (absent: Crane's default estimators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin_fraction: Option<f64>,
     pub underprovisioned_minutes: f64,
     pub unserved_fraction: f64,
     pub replica_minutes: f64,
@@ -510,6 +513,10 @@ fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
         target_utilization,
         quantile,
         max_underprovisioned_fraction,
+        margin_fraction: match run.policy {
+            PolicyKind::CraneEhpa { margin_fraction, .. } => margin_fraction,
+            _ => None,
+        },
         underprovisioned_minutes: run.metrics.underprovisioned_minutes,
         unserved_fraction: run.metrics.unserved_fraction,
         replica_minutes: run.metrics.replica_minutes,

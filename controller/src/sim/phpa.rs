@@ -359,7 +359,7 @@ struct ModelHistory {
     /// Chronological.
     replicas: VecDeque<(i64, u32)>,
     start_time: Option<i64>,
-    /// `(first timestamp, k_cycles)` the cached state was initialized for, and the state.
+    /// `(first timestamp, initialization window)` the cached state was initialized for, and the state.
     cache: Option<((i64, usize), HwState)>,
 }
 
@@ -432,7 +432,10 @@ impl PhpaPolicy {
             match params.order {
                 SeriesOrder::Chronological => {
                     let k_cycles = (n / m).min(5).max((10 + 2 * (m / 2)).div_ceil(m));
-                    let key = (h.replicas.front().map_or(now, |(t, _)| *t), k_cycles);
+                    // The initialization reads the first min(k_cycles · m, n) values: the state
+                    // carries forward only while that window is the same.
+                    let window = (k_cycles * m).min(n);
+                    let key = (h.replicas.front().map_or(now, |(t, _)| *t), window);
                     let cached = h.cache.take().filter(|(k, _)| *k == key);
                     let mut state = match cached {
                         Some((_, state)) => Some(state),
@@ -529,5 +532,61 @@ impl SimPolicy for PhpaPolicy {
             forecast_at_lead: None,
             outcome: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{ClusterConfig, SimSettings};
+
+    fn policy(m: usize, stored: usize) -> PhpaPolicy {
+        let mut params = PhpaParams::documented(Duration::from_secs(30));
+        params.linear = None;
+        params.holt_winters = Some(HoltWintersParams {
+            seasonal_periods: m,
+            stored_seasons: stored,
+            start_interval: None,
+            ..HoltWintersParams::documented(m, Duration::from_secs(60))
+        });
+        let settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(60), 10.0));
+        PhpaPolicy::new(settings.predictive_spec(30, 0.5, 1.0), params)
+    }
+
+    #[test]
+    fn the_carried_forward_recursion_equals_a_refit_from_scratch_at_every_sync() {
+        let (m, stored) = (6, 3);
+        let mut p = policy(m, stored);
+        let params = p.params.holt_winters.clone().expect("hw");
+        let mut replicas: Vec<(i64, u32)> = Vec::new();
+        let mut state = 12345u64;
+        for i in 0..200i64 {
+            // A season plus a pseudo-random wobble.
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = 10 + [0, 2, 5, 7, 5, 2][(i % 6) as usize] + (state >> 61) as u32;
+            let now = i * 30;
+            replicas.push((now, r));
+            let got = p.holt_winters_step(now, r);
+            let n = replicas.len();
+            let expected = if n < 2 * m || n < 10 + 2 * (m / 2) {
+                Some(0)
+            } else {
+                let y: Vec<f64> = replicas.iter().map(|(_, r)| f64::from(*r)).collect();
+                holt_winters_forecast(&y, &params).map(ceil)
+            };
+            assert_eq!(got, expected, "sync {i}, history {n}");
+            let remove = (n / m).saturating_sub(stored) * m;
+            replicas.drain(..remove);
+            assert_eq!(p.holt_winters_history_len(), replicas.len());
+        }
+    }
+
+    #[test]
+    fn the_next_interval_rounds_up_to_a_multiple() {
+        assert_eq!(next_interval(100, 60), 120);
+        assert_eq!(next_interval(120, 60), 120);
+        assert_eq!(next_interval(86_400 + 5, 86_400), 2 * 86_400);
     }
 }
