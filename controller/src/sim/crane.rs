@@ -444,7 +444,7 @@ pub fn auto_correlation(samples: &[f64]) -> Option<Vec<f64>> {
     }
     let mean = samples.iter().sum::<f64>() / n as f64;
     let std = (samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-    if !(std > 0.0) {
+    if std.is_nan() || std <= 0.0 {
         return None;
     }
     let x: Vec<f64> = samples.iter().map(|v| (v - mean) / std).collect();
@@ -612,14 +612,14 @@ pub fn range_query(
         let (mut sum, mut weight) = (0.0, 0.0);
         let mut i = i0;
         while i <= i1 {
-            if let Some(v) = usize::try_from(i).ok().and_then(|i| values.get(i)) {
-                if v.is_finite() {
-                    let a = (start + i * step).max(lo);
-                    let b = (start + (i + 1) * step).min(hi);
-                    let w = (b - a).max(0) as f64;
-                    sum += v * w;
-                    weight += w;
-                }
+            if let Some(v) = usize::try_from(i).ok().and_then(|i| values.get(i))
+                && v.is_finite()
+            {
+                let a = (start + i * step).max(lo);
+                let b = (start + (i + 1) * step).min(hi);
+                let w = (b - a).max(0) as f64;
+                sum += v * w;
+                weight += w;
             }
             i += 1;
         }

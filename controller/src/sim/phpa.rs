@@ -201,10 +201,10 @@ impl PhpaParams {
         if let Some(hw) = &self.holt_winters {
             hw.check()?;
         }
-        if let Some(l) = &self.linear {
-            if l.history_size == 0 {
-                return Err(invalid("historySize", "must be at least 1".to_owned()));
-            }
+        if let Some(l) = &self.linear
+            && l.history_size == 0
+        {
+            return Err(invalid("historySize", "must be at least 1".to_owned()));
         }
         Ok(())
     }
@@ -262,7 +262,7 @@ pub fn heuristic_initialization(y: &[f64], m: usize) -> Option<(f64, f64, Vec<f6
     };
     let trend: Vec<Option<f64>> = (0..len as isize)
         .map(|i| {
-            if m % 2 == 0 {
+            if m.is_multiple_of(2) {
                 // .shift(-1).rolling(2).mean(): the mean of the centred windows at i and i + 1.
                 match (rolling(i), rolling(i + 1)) {
                     (Some(a), Some(b)) => Some((a + b) / 2.0),

@@ -138,7 +138,7 @@ impl PeerArgs {
 
         let sync = settings.sync_period.as_secs().max(1);
         let season = self.phpa_season.0;
-        if season.as_secs() == 0 || season.as_secs() % sync != 0 {
+        if season.as_secs() == 0 || !season.as_secs().is_multiple_of(sync) {
             bail!(
                 "--phpa-season must be a whole number of sync periods ({sync} s), got {}",
                 self.phpa_season
@@ -149,14 +149,14 @@ impl PeerArgs {
             linear: self
                 .phpa_models
                 .contains(&PhpaModel::Linear)
-                .then(|| LinearParams {
+                .then_some(LinearParams {
                     look_ahead: self.phpa_look_ahead.0,
                     history_size: self.phpa_history_size,
                 }),
             holt_winters: self
                 .phpa_models
                 .contains(&PhpaModel::HoltWinters)
-                .then(|| HoltWintersParams {
+                .then_some(HoltWintersParams {
                     alpha: self.phpa_alpha,
                     beta: self.phpa_beta,
                     gamma: self.phpa_gamma,
