@@ -440,3 +440,111 @@ fn invalid_phpa_settings_are_errors_not_panics() {
         Err(SimError::InvalidSetting { name: "phpa", .. })
     ));
 }
+
+/// The command: the peers' labels in the JSON and the series, the peers in `all --frontier`, and the
+/// peers' flags checked with the offending value in the message.
+#[test]
+fn simulate_replays_the_peers_under_their_labels_and_rejects_bad_peer_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("trace.csv");
+    let series = dir.path().join("series.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..3 * 1440 {
+        text.push_str(&format!(
+            "{},{:.0}\n",
+            1_700_000_000 + i * 60,
+            daily(i * 60) / 10.0
+        ));
+    }
+    std::fs::write(&trace, text).expect("trace");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_prescient"))
+            .args(["simulate", "--input"])
+            .arg(&trace)
+            .args(["--capacity-per-replica", "2", "--startup-delay", "2m", "--json"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let output = run(&[
+        "--policy",
+        "crane-ehpa,phpa",
+        "--target-utilization",
+        "0.6,0.8",
+        "--crane-margin-fraction",
+        "default,0.1",
+        "--series",
+        series.to_str().unwrap_or_default(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let labels: Vec<&str> = summary["policies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["label"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        labels,
+        vec![
+            "crane-ehpa@u0.6",
+            "crane-ehpa@u0.6m0.1",
+            "crane-ehpa@u0.8",
+            "crane-ehpa@u0.8m0.1",
+            "phpa@u0.6",
+            "phpa@u0.8"
+        ]
+    );
+    let csv = std::fs::read_to_string(&series).expect("series");
+    assert!(csv.lines().any(|l| l.starts_with("crane-ehpa@u0.8m0.1,")));
+    assert!(csv.lines().any(|l| l.starts_with("phpa@u0.6,")));
+
+    let output = run(&[
+        "--policy",
+        "all",
+        "--frontier",
+        "--quantile",
+        "0.9",
+        "--target-utilization",
+        "0.7",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let families: Vec<&str> = summary["frontier"]["families"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["family"].as_str()).collect())
+        .unwrap_or_default();
+    for family in [
+        "reactive",
+        "predictive",
+        "crane-ehpa",
+        "phpa",
+        "perfect",
+        "oracle",
+    ] {
+        assert!(families.contains(&family), "{family} in {families:?}");
+    }
+    assert!(
+        summary["frontier"]["versus_peers"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+    );
+
+    for (flag, value, named) in [
+        ("--crane-margin-fraction", "lots", "lots"),
+        ("--crane-history-length", "1d", "48h"),
+        ("--phpa-season", "45s", "45s"),
+        ("--phpa-alpha", "2", "alpha"),
+    ] {
+        let output = run(&["--policy", "crane-ehpa,phpa", flag, value]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {value} accepted");
+        assert!(stderr.contains(named), "{flag} {value}: {stderr}");
+    }
+}
