@@ -277,7 +277,7 @@ def what_if():
     return [
         md(
             """
-# What if: reactive (HPA) against predictive scaling
+# What if: reactive (HPA), Crane's EHPA and the Predictive HPA against predictive scaling
 
 What this shows: `prescient simulate` replays a real demand trace through a simulated cluster (pods take
 `STARTUP_DELAY` to become ready) under several policies, with the same reconcile core as the operator:
@@ -286,8 +286,16 @@ What this shows: `prescient simulate` replays a real demand trace through a simu
 - **predictive** — Prescient over its risk knob, the probability that the peak demand of each decision
   window (`[now, now + lead time + sync period]`) is served, calibrated online on the windows already seen
   (never below the reactive floor);
+- **crane-ehpa** — gocrane/crane's EffectiveHPA replayed: the HPA fed, beside the observed demand, the
+  largest DSP prediction (FFT of the last 3 days, daily or weekly period) over the next hour, at each
+  target utilization and `marginFraction` (`default` = Crane's default estimators);
+- **phpa** — jthomperoo's Predictive HPA replayed: linear and Holt-Winters models forecast the HPA's own
+  replica count (documented example settings, daily season), the maximum wins;
 - **perfect** — the same rule fed the true future: what a perfect forecaster would buy;
 - **oracle** — knows the future: the cheapest capacity with no under-provisioning (a lower bound).
+
+What each replay follows upstream, and where it must differ, is written in `controller/src/sim/crane.rs`
+and `controller/src/sim/phpa.rs` and in the README.
 
 It plots **cost** (replica-minutes: every provisioned replica, ready or starting) against
 **under-provisioned minutes** (demand above ready capacity) for each setting — the trade-off curve: a
@@ -309,6 +317,7 @@ CAPACITY_PER_REPLICA = 4        # requests per minute one replica serves
 STARTUP_DELAY = "2m"            # pod start-up time
 TARGET_UTILIZATIONS = [0.5, 0.6, 0.7, 0.8, 0.9]        # reactive (HPA) settings
 QUANTILES = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]     # predictive settings: P(window peak served)
+CRANE_MARGINS = ["default", 0.1]        # crane-ehpa marginFraction ("default": Crane's default estimators)
 # Window replayed (unix seconds or RFC 3339; None = from the start / to the end): 3 days of warm-up, then
 # 3 days evaluated, with the STS-70 launch flash crowd on 13 July 1995.
 FROM = "1995-07-09T00:00:00Z"
@@ -337,9 +346,10 @@ summary, policies, series = nb.simulate(
     series_path,
     "--capacity-per-replica", CAPACITY_PER_REPLICA,
     "--startup-delay", STARTUP_DELAY,
-    "--policy", "reactive,predictive,perfect,oracle",
+    "--policy", "reactive,predictive,crane-ehpa,phpa,perfect,oracle",
     "--frontier",
     "--target-utilization", ",".join(map(str, TARGET_UTILIZATIONS)),
+    "--crane-margin-fraction", ",".join(map(str, CRANE_MARGINS)),
     "--quantile", ",".join(map(str, QUANTILES)),
     "--jobs", JOBS,
     *window,
@@ -347,10 +357,10 @@ summary, policies, series = nb.simulate(
 )
 print(f"replayed in {time.monotonic() - t0:.0f} s: {summary.get('points')} points at {summary.get('step_seconds')} s, "
       f"{summary.get('evaluated_minutes', 0):.0f} minutes evaluated, lead time {summary.get('lead_time_seconds')} s")
-columns = ["label", "policy", "target_utilization", "quantile", "underprovisioned_minutes", "unserved_fraction",
-           "replica_minutes", "scale_events", "peak_replicas", "model"]
+columns = ["label", "policy", "target_utilization", "quantile", "margin_fraction", "underprovisioned_minutes",
+           "unserved_fraction", "replica_minutes", "scale_events", "peak_replicas", "model"]
 display(policies[[c for c in columns if c in policies.columns]].round(4))
-expected = len(TARGET_UTILIZATIONS) + len(QUANTILES) + 2
+expected = len(TARGET_UTILIZATIONS) * (2 + len(CRANE_MARGINS)) + len(QUANTILES) + 2
 nb.require(len(policies) == expected, f"expected {expected} policy runs, got {len(policies)}")
 frontier = summary.get("frontier") or {}
 nb.require(len(frontier.get("versus_hpa", [])) == len(TARGET_UTILIZATIONS), f"no HPA comparison in {list(frontier)}")
@@ -365,16 +375,16 @@ nb.require((policies["replica_minutes"] > 0).all(), "a policy used no replica-mi
         code(
             """
 fig, ax = plt.subplots(figsize=(9, 5.5))
-styles = {"reactive": ("tab:orange", "o"), "predictive": ("tab:blue", "s"), "oracle": ("black", "*"), "perfect": ("tab:green", "^")}
+styles = {"reactive": ("tab:orange", "o"), "predictive": ("tab:blue", "s"), "oracle": ("black", "*"),
+          "perfect": ("tab:green", "^"), "crane-ehpa": ("tab:purple", "D"), "phpa": ("tab:brown", "v")}
 for policy, group in policies.groupby("policy", sort=False):
     color, marker = styles.get(policy, ("tab:gray", "x"))
-    key = "target_utilization" if policy == "reactive" else "quantile"
+    key = "quantile" if policy == "predictive" else "target_utilization"
     group = group.sort_values(key if group[key].notna().all() else "underprovisioned_minutes")  # a curve along the setting
     ax.plot(group["underprovisioned_minutes"], group["replica_minutes"], color=color, marker=marker,
             ms=11 if marker == "*" else 7, lw=1.2, label=policy)
     for _, row in group.iterrows():
-        setting = row.get(key)
-        text = f"{key.split('_')[-1]} {setting:g}" if pd.notna(setting) and policy != "oracle" else policy
+        text = row["label"].split("@")[-1] if "@" in row["label"] else policy
         ax.annotate(text, (row["underprovisioned_minutes"], row["replica_minutes"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8, color=color)
 ax.set_xlabel("under-provisioned minutes (demand above ready capacity)")
@@ -404,6 +414,12 @@ display(versus[["hpa", "hpa_replica_minutes", "hpa_underprovisioned_minutes", "b
                 "replica_minutes_at_hpa_shortfall", "cost_ratio_at_hpa_shortfall"]].round(3))
 pareto = {f["family"]: f["pareto"] for f in frontier["families"]}
 print("Pareto frontier per family:", pareto)
+# Against the best of the three peers (HPA, Crane EHPA, PHPA) at each point of their joint frontier.
+peers = pd.DataFrame(frontier.get("versus_peers", []))
+nb.require(len(peers) > 0, "no comparison with the peers")
+display(peers.rename(columns={"hpa": "best peer"})[
+    ["best peer", "hpa_replica_minutes", "hpa_underprovisioned_minutes", "best_at_hpa_cost",
+     "shortfall_ratio_at_hpa_cost", "best_at_hpa_shortfall", "cost_ratio_at_hpa_shortfall"]].round(3))
 fig, ax = plt.subplots(figsize=(9, 5.5))
 for family in frontier["families"]:
     color, marker = styles.get(family["family"], ("tab:gray", "x"))
@@ -462,7 +478,10 @@ def middle_label(policy, key, values):
     return rows["label"].iloc[0] if len(rows) else None
 
 picked = [middle_label("reactive", "target_utilization", TARGET_UTILIZATIONS),
-          middle_label("predictive", "quantile", QUANTILES), "oracle"]
+          middle_label("predictive", "quantile", QUANTILES),
+          middle_label("crane-ehpa", "target_utilization", TARGET_UTILIZATIONS),
+          middle_label("phpa", "target_utilization", TARGET_UTILIZATIONS), "oracle"]
+picked = [label for label in picked if label]
 picked = [label for label in picked if label in set(series["policy"])]
 nb.require(len(picked) > 0, f"none of the chosen policies is in the series ({sorted(set(series['policy']))})")
 window = series[(series["time"] >= peak - half) & (series["time"] <= peak + half)]
@@ -470,7 +489,8 @@ nb.nonempty(window, "series around the spike")
 fig, ax = plt.subplots(figsize=(12, 4.5))
 first = window[window["policy"] == picked[0]]
 ax.plot(first["time"], first["demand"], color="black", lw=1.8, label="demand")
-colors = {"reactive": "tab:orange", "predictive": "tab:blue", "oracle": "0.5", "perfect": "tab:green"}
+colors = {"reactive": "tab:orange", "predictive": "tab:blue", "oracle": "0.5", "perfect": "tab:green",
+          "crane-ehpa": "tab:purple", "phpa": "tab:brown"}
 for label in picked:
     rows = window[window["policy"] == label]
     color = colors.get(label.split("@")[0], None)

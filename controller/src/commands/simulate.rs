@@ -8,6 +8,8 @@ use std::{fmt::Write as _, path::PathBuf, time::Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+mod peers;
+
 use crate::{
     commands::{forecast::warn, print_stdout},
     core::SharedFits,
@@ -29,7 +31,11 @@ pub enum PolicyChoice {
     Oracle,
     /// The predictive rule fed the true future (what a perfect forecaster would buy).
     Perfect,
-    /// predictive, reactive and oracle.
+    /// gocrane/crane's EffectiveHPA with its DSP predictor, replayed (see `sim::crane`).
+    CraneEhpa,
+    /// jthomperoo's Predictive Horizontal Pod Autoscaler, replayed (see `sim::phpa`).
+    Phpa,
+    /// predictive, reactive and oracle; with --frontier also perfect, crane-ehpa and phpa.
     All,
 }
 
@@ -128,6 +134,8 @@ pub struct Args {
     /// Pareto frontier and predictive against the HPA at each HPA setting's cost and shortfall.
     #[arg(long)]
     pub frontier: bool,
+    #[command(flatten)]
+    pub peers: peers::PeerArgs,
 }
 
 /// HPA target utilizations swept by `--frontier` unless given.
@@ -166,6 +174,9 @@ pub struct PolicySummary {
     /// The SLO target of a `predictive@sloF` run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_underprovisioned_fraction: Option<f64>,
+    /// The `marginFraction` of a `crane-ehpa@uUmM` run (absent: Crane's default estimators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin_fraction: Option<f64>,
     pub underprovisioned_minutes: f64,
     pub unserved_fraction: f64,
     pub replica_minutes: f64,
@@ -214,9 +225,10 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 /// The policy runs the arguments ask for, in a stable order.
 fn policy_kinds(args: &Args) -> anyhow::Result<Vec<PolicyKind>> {
     // `all` is predictive, reactive and oracle; with --frontier the perfect forecast too.
+    let frontier_only = [PolicyChoice::Perfect, PolicyChoice::CraneEhpa, PolicyChoice::Phpa];
     let wants = |p: PolicyChoice| {
         args.policy.contains(&p)
-            || ((p != PolicyChoice::Perfect || args.frontier) && args.policy.contains(&PolicyChoice::All))
+            || ((!frontier_only.contains(&p) || args.frontier) && args.policy.contains(&PolicyChoice::All))
     };
     let (utilizations, quantiles) = (args.utilizations(), args.quantiles());
     for u in utilizations.iter().chain([&args.predictive_utilization]) {
@@ -255,6 +267,18 @@ fn policy_kinds(args: &Args) -> anyhow::Result<Vec<PolicyKind>> {
                     utilization: args.predictive_utilization,
                 }),
         );
+    }
+    if wants(PolicyChoice::CraneEhpa) {
+        let margins = args.peers.crane_margins(args.frontier)?;
+        for u in &utilizations {
+            kinds.extend(margins.iter().map(|m| PolicyKind::CraneEhpa {
+                utilization: *u,
+                margin_fraction: *m,
+            }));
+        }
+    }
+    if wants(PolicyChoice::Phpa) {
+        kinds.extend(utilizations.iter().map(|u| PolicyKind::Phpa { utilization: *u }));
     }
     if wants(PolicyChoice::Perfect) {
         kinds.push(PolicyKind::PerfectForecast {
@@ -336,6 +360,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     settings.model = model;
     settings.horizon = args.horizon.map(|h| h.0);
     settings.lead_time = args.lead_time.map(|l| l.0);
+    args.peers.apply(&mut settings)?;
     let span = std::time::Duration::from_secs(u64::try_from(trace.end() - trace.start()).unwrap_or(0));
     settings.warmup = match args.warmup {
         Some(w) => w.0,
@@ -479,9 +504,10 @@ fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
             max_underprovisioned_fraction,
             utilization,
         } => (Some(utilization), None, Some(max_underprovisioned_fraction)),
-        PolicyKind::Reactive { utilization } | PolicyKind::PerfectForecast { utilization } => {
-            (Some(utilization), None, None)
-        }
+        PolicyKind::Reactive { utilization }
+        | PolicyKind::PerfectForecast { utilization }
+        | PolicyKind::CraneEhpa { utilization, .. }
+        | PolicyKind::Phpa { utilization } => (Some(utilization), None, None),
         PolicyKind::Oracle => (None, None, None),
     };
     PolicySummary {
@@ -490,6 +516,10 @@ fn summarize(run: &SimRun, label: &str, wall_seconds: f64) -> PolicySummary {
         target_utilization,
         quantile,
         max_underprovisioned_fraction,
+        margin_fraction: match run.policy {
+            PolicyKind::CraneEhpa { margin_fraction, .. } => margin_fraction,
+            _ => None,
+        },
         underprovisioned_minutes: run.metrics.underprovisioned_minutes,
         unserved_fraction: run.metrics.unserved_fraction,
         replica_minutes: run.metrics.replica_minutes,
@@ -564,23 +594,48 @@ fn text_table(summary: &Summary) -> String {
 }
 
 fn frontier_text(frontier: &Frontier) -> String {
+    let mut out = versus_text(
+        &format!(
+            "{} against the HPA at each HPA setting (only replayed settings count)",
+            frontier.challenger
+        ),
+        "HPA",
+        &frontier.versus_hpa,
+    );
+    if frontier
+        .versus_peers
+        .iter()
+        .any(|v| !v.hpa.starts_with("reactive"))
+    {
+        out.push_str(&versus_text(
+            &format!(
+                "{} against the best peer (HPA, crane-ehpa, phpa) at each point of their joint frontier",
+                frontier.challenger
+            ),
+            "peer",
+            &frontier.versus_peers,
+        ));
+    }
+    out
+}
+
+fn versus_text(title: &str, peer: &str, rows: &[sim::frontier::VersusHpa]) -> String {
     let figure =
         |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"));
     let mut out = format!(
-        "\n{} against the HPA at each HPA setting (only replayed settings count):\n{:<16} {:>12} {:>10} {:>26} {:>7} {:>28} {:>7}\n",
-        frontier.challenger,
-        "HPA",
+        "\n{title}:\n{:<22} {:>12} {:>10} {:>30} {:>7} {:>32} {:>7}\n",
+        peer,
         "replica-min",
         "min short",
-        "min short at HPA cost",
+        format!("min short at {peer} cost"),
         "ratio",
-        "replica-min at HPA short",
+        format!("replica-min at {peer} short"),
         "ratio"
     );
-    for v in &frontier.versus_hpa {
+    for v in rows {
         let _ = writeln!(
             out,
-            "{:<16} {:>12.0} {:>10.1} {:>26} {:>7} {:>28} {:>7}",
+            "{:<22} {:>12.0} {:>10.1} {:>30} {:>7} {:>32} {:>7}",
             v.hpa,
             v.hpa_replica_minutes,
             v.hpa_underprovisioned_minutes,

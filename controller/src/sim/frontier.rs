@@ -9,10 +9,18 @@
 //! - at the HPA's minutes short, the fewest replica-minutes a predictive setting needs to be short no
 //!   more often, and its ratio to the HPA's replica-minutes.
 //!
+//! The same comparison is made against the peers together (the HPA, Crane's EHPA and the PHPA, see
+//! [`PEER_FAMILIES`]): at each point of the peers' joint Pareto frontier — the best any peer achieves
+//! at that cost — Prescient's fewest minutes short for no more cost, and its cheapest setting short no
+//! more often.
+//!
 //! Only settings that were replayed count (no interpolation between them): every figure is one a user
 //! gets by choosing that setting.
 
 use serde::Serialize;
+
+/// The families Prescient is compared with together: the Kubernetes HPA and the replayed peers.
+pub const PEER_FAMILIES: [&str; 3] = ["reactive", "crane-ehpa", "phpa"];
 
 /// One replayed setting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,6 +67,9 @@ pub struct Frontier {
     /// The family compared with the HPA (`predictive`).
     pub challenger: String,
     pub versus_hpa: Vec<VersusHpa>,
+    /// The challenger against the best of the peers ([`PEER_FAMILIES`]) at each point of their joint
+    /// Pareto frontier (`hpa` names the peer setting there), cheapest first.
+    pub versus_peers: Vec<VersusHpa>,
 }
 
 /// Builds the frontier from `(family, point)` pairs, comparing `challenger` with the `reactive` family.
@@ -93,10 +104,27 @@ pub fn frontier(points: Vec<(String, FrontierPoint)>, challenger: &str) -> Front
         .flat_map(|f| &f.points)
         .map(|hpa| versus(hpa, &challengers))
         .collect();
+    let mut peers: Vec<FrontierPoint> = families
+        .iter()
+        .filter(|f| PEER_FAMILIES.contains(&f.family.as_str()))
+        .flat_map(|f| f.points.iter().cloned())
+        .collect();
+    peers.sort_by(|a, b| {
+        a.replica_minutes
+            .total_cmp(&b.replica_minutes)
+            .then(a.underprovisioned_minutes.total_cmp(&b.underprovisioned_minutes))
+    });
+    let best_peers = pareto(&peers);
+    let versus_peers = peers
+        .iter()
+        .filter(|p| best_peers.contains(&p.label))
+        .map(|peer| versus(peer, &challengers))
+        .collect();
     Frontier {
         families,
         challenger: challenger.to_owned(),
         versus_hpa,
+        versus_peers,
     }
 }
 
@@ -198,6 +226,33 @@ mod tests {
         );
         assert_eq!(at_09.best_at_hpa_cost.as_deref(), Some("predictive@q0.5"));
         assert_eq!(at_09.shortfall_ratio_at_hpa_cost, Some(0.75));
+    }
+
+    #[test]
+    fn against_the_peers_prescient_meets_the_best_peer_at_each_cost() {
+        let frontier = frontier(
+            vec![
+                point("reactive", "reactive@u0.5", 2000.0, 10.0),
+                point("reactive", "reactive@u0.7", 1500.0, 40.0),
+                point("crane-ehpa", "crane-ehpa@u0.7", 1600.0, 8.0), // beats the HPA at 2000
+                point("phpa", "phpa@u0.7", 1500.0, 30.0),            // beats the HPA at 1500
+                point("predictive", "predictive@q0.9", 1400.0, 15.0),
+                point("predictive", "predictive@q0.99", 1550.0, 4.0),
+            ],
+            "predictive",
+        );
+        let peers: Vec<&str> = frontier.versus_peers.iter().map(|v| v.hpa.as_str()).collect();
+        assert_eq!(
+            peers,
+            vec!["phpa@u0.7", "crane-ehpa@u0.7"],
+            "the dominated HPA points drop out"
+        );
+        let at_crane = &frontier.versus_peers[1];
+        assert_eq!(at_crane.best_at_hpa_cost.as_deref(), Some("predictive@q0.99"));
+        assert_eq!(at_crane.shortfall_ratio_at_hpa_cost, Some(4.0 / 8.0));
+        assert_eq!(at_crane.cost_ratio_at_hpa_shortfall, Some(1550.0 / 1600.0));
+        let at_phpa = &frontier.versus_peers[0];
+        assert_eq!(at_phpa.shortfall_ratio_at_hpa_cost, Some(15.0 / 30.0));
     }
 
     #[test]

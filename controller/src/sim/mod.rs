@@ -11,6 +11,10 @@
 //!   Kubernetes HPA v2 algorithm on the lagged observation), `oracle` (knows the future: the lower bound
 //!   of cost at zero under-provisioning) and `perfect` (the predictive policy given the true future as
 //!   its forecast: what a perfect forecaster would buy).
+//! - The other open-source predictive autoscalers, replayed from their published code beside ours:
+//!   [`crane::CraneEhpaPolicy`] (gocrane/crane's EffectiveHPA with its DSP predictor, `crane-ehpa`) and
+//!   [`phpa::PhpaPolicy`] (jthomperoo's Predictive Horizontal Pod Autoscaler, `phpa`). Their module
+//!   docs list the upstream files read and where the replay must differ.
 //!
 //! Demand is observed as Prometheus would see it: the rate over `rate_window` ending one scrape
 //! interval ago; a trace point joins the forecaster's history one scrape interval after its interval
@@ -18,7 +22,9 @@
 
 use std::time::Duration;
 
+pub mod crane;
 pub mod frontier;
+pub mod phpa;
 pub mod report;
 
 use prescient_model::{ModelChoice, TimeSeries};
@@ -363,6 +369,10 @@ pub struct SimSettings {
     /// Predictive lead time; `None` = start-up delay plus its jitter.
     pub lead_time: Option<Duration>,
     pub behavior: ScalingBehavior,
+    /// Crane EHPA's prediction settings (`crane-ehpa`); its HPA is the `reactive` one.
+    pub crane: crane::EhpaParams,
+    /// PHPA's models (`phpa`); `None` = the documented settings with a daily season.
+    pub phpa: Option<phpa::PhpaParams>,
 }
 
 impl SimSettings {
@@ -383,7 +393,51 @@ impl SimSettings {
             horizon: None,
             lead_time: None,
             behavior: ScalingBehavior::default(),
+            crane: crane::EhpaParams::default(),
+            phpa: None,
         }
+    }
+
+    /// The PHPA settings in force.
+    pub fn phpa_params(&self) -> phpa::PhpaParams {
+        self.phpa
+            .clone()
+            .unwrap_or_else(|| phpa::PhpaParams::documented(self.sync_period))
+    }
+
+    /// Crane's settings for `margin_fraction` (every configured estimator at that margin), seeded by
+    /// the cluster seed.
+    pub fn crane_params(&self, margin_fraction: Option<f64>) -> crane::EhpaParams {
+        let mut params = self.crane.clone();
+        params.dsp.seed = self.cluster.seed;
+        if let Some(margin) = margin_fraction {
+            let mut estimators: Vec<crane::Estimator> = Vec::new();
+            for e in &params.dsp.estimators {
+                let e = match *e {
+                    crane::Estimator::Fft {
+                        min_num_of_spectrum_items,
+                        max_num_of_spectrum_items,
+                        high_frequency_threshold,
+                        low_amplitude_threshold,
+                        ..
+                    } => crane::Estimator::Fft {
+                        min_num_of_spectrum_items,
+                        max_num_of_spectrum_items,
+                        high_frequency_threshold,
+                        low_amplitude_threshold,
+                        margin_fraction: margin,
+                    },
+                    crane::Estimator::MaxValue { .. } => crane::Estimator::MaxValue {
+                        margin_fraction: margin,
+                    },
+                };
+                if !estimators.contains(&e) {
+                    estimators.push(e);
+                }
+            }
+            params.dsp.estimators = estimators;
+        }
+        params
     }
 
     fn validate(&self) -> Result<(), SimError> {
@@ -471,16 +525,26 @@ pub enum PolicyKind {
     Oracle,
     /// The predictive rule given the true future demand as its forecast.
     PerfectForecast { utilization: f64 },
+    /// Crane's EffectiveHPA at target `utilization`; `margin_fraction` sets every estimator's margin
+    /// (`None`: Crane's default estimators, whose margin the backtest picks).
+    CraneEhpa {
+        utilization: f64,
+        margin_fraction: Option<f64>,
+    },
+    /// jthomperoo's Predictive HPA at target `utilization`.
+    Phpa { utilization: f64 },
 }
 
 impl PolicyKind {
-    /// `predictive`, `reactive`, `oracle` or `perfect`.
+    /// `predictive`, `reactive`, `oracle`, `perfect`, `crane-ehpa` or `phpa`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Predictive { .. } | Self::PredictiveSlo { .. } => "predictive",
             Self::Reactive { .. } => "reactive",
             Self::Oracle => "oracle",
             Self::PerfectForecast { .. } => "perfect",
+            Self::CraneEhpa { .. } => "crane-ehpa",
+            Self::Phpa { .. } => "phpa",
         }
     }
 
@@ -506,6 +570,15 @@ impl PolicyKind {
             Self::Reactive { utilization } => format!("reactive@u{utilization}"),
             Self::Oracle => "oracle".to_owned(),
             Self::PerfectForecast { utilization } => format!("perfect@u{utilization}"),
+            Self::CraneEhpa {
+                utilization,
+                margin_fraction: None,
+            } => format!("crane-ehpa@u{utilization}"),
+            Self::CraneEhpa {
+                utilization,
+                margin_fraction: Some(margin),
+            } => format!("crane-ehpa@u{utilization}m{margin}"),
+            Self::Phpa { utilization } => format!("phpa@u{utilization}"),
         }
     }
 }
@@ -818,6 +891,18 @@ pub fn make_policy(
         PolicyKind::PerfectForecast { utilization } => Box::new(PerfectForecastPolicy::new(
             settings.predictive_spec(step, 0.5, utilization),
         )),
+        PolicyKind::CraneEhpa {
+            utilization,
+            margin_fraction,
+        } => Box::new(crane::CraneEhpaPolicy::new(
+            settings.predictive_spec(step, 0.5, utilization),
+            settings.cluster.capacity_per_replica,
+            settings.crane_params(margin_fraction),
+        )),
+        PolicyKind::Phpa { utilization } => Box::new(phpa::PhpaPolicy::new(
+            settings.predictive_spec(step, 0.5, utilization),
+            settings.phpa_params(),
+        )),
     }
 }
 
@@ -861,6 +946,24 @@ pub fn simulate_sharing_fits(
             check_utilization(utilization)?;
         }
         PolicyKind::Oracle => {}
+        PolicyKind::CraneEhpa {
+            utilization,
+            margin_fraction,
+        } => {
+            check_utilization(utilization)?;
+            settings
+                .crane_params(margin_fraction)
+                .dsp
+                .check()
+                .map_err(|e| invalid("crane", e.to_string()))?;
+        }
+        PolicyKind::Phpa { utilization } => {
+            check_utilization(utilization)?;
+            settings
+                .phpa_params()
+                .check()
+                .map_err(|e| invalid("phpa", e.to_string()))?;
+        }
     }
     let mut policy = make_policy(kind, trace, settings, shared_fits);
     simulate_with(trace, settings, kind, policy.as_mut())
@@ -911,6 +1014,9 @@ pub fn simulate_with(
             capacity * utilization
         }
         PolicyKind::Predictive { utilization, .. } | PolicyKind::PredictiveSlo { utilization, .. } => {
+            capacity * utilization
+        }
+        PolicyKind::CraneEhpa { utilization, .. } | PolicyKind::Phpa { utilization } => {
             capacity * utilization
         }
         PolicyKind::Oracle => capacity,

@@ -344,14 +344,35 @@ fn frontier_chart(frontier: &Frontier) -> String {
     svg
 }
 
-/// The headline: the challenger against the HPA at each HPA setting's cost and shortfall.
+/// The headline: the challenger against the HPA at each HPA setting's cost and shortfall, then against
+/// the best of the peers (HPA, Crane EHPA, PHPA) along their joint frontier when peers were replayed.
 fn versus_table(frontier: &Frontier) -> String {
+    let mut html = versus_rows("HPA setting", &frontier.challenger, &frontier.versus_hpa);
+    if frontier
+        .versus_peers
+        .iter()
+        .any(|v| !v.hpa.starts_with("reactive"))
+    {
+        html.push_str(
+            "<p>Against the best peer (HPA, crane-ehpa, phpa) at each point of their joint frontier:</p>",
+        );
+        html.push_str(&versus_rows(
+            "best peer",
+            &frontier.challenger,
+            &frontier.versus_peers,
+        ));
+    }
+    html
+}
+
+fn versus_rows(peer: &str, challenger: &str, rows: &[crate::sim::frontier::VersusHpa]) -> String {
     let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.digits$}"));
     let mut html = format!(
-        "<table><tr><th>HPA setting</th><th>HPA replica-min</th><th>HPA min short</th><th>{c}: min short at HPA cost</th><th>ratio</th><th>{c}: replica-min at HPA shortfall</th><th>ratio</th></tr>",
-        c = escape(&frontier.challenger)
+        "<table><tr><th>{p}</th><th>replica-min</th><th>min short</th><th>{c}: min short at that cost</th><th>ratio</th><th>{c}: replica-min at that shortfall</th><th>ratio</th></tr>",
+        p = escape(peer),
+        c = escape(challenger)
     );
-    for v in &frontier.versus_hpa {
+    for v in rows {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{} ({})</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
