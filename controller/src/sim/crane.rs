@@ -730,8 +730,9 @@ impl SimPolicy for CraneEhpaPolicy {
         let observed = view.observed.filter(|d| d.is_finite() && *d >= 0.0);
         let predicted = self.predicted_metric(view.now);
         // Each metric's proposal by the HPA rule (tolerance included), as the HPA computes them.
-        let from_metric = observed.map(|d| policy::hpa_replicas(d, current, target));
-        let from_prediction = predicted.map(|p| policy::hpa_replicas(p, current, target));
+        let from_metric = observed.map(|d| policy::hpa_replicas(d, current, target, &self.spec.behavior));
+        let from_prediction =
+            predicted.map(|p| policy::hpa_replicas(p, current, target, &self.spec.behavior));
         let (raw, reason) = match (from_metric, from_prediction) {
             (Some(m), Some(p)) if p > m => (p, DecisionReason::Predictive),
             (Some(m), _) => (m, DecisionReason::ReactiveFloor),

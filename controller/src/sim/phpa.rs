@@ -47,7 +47,7 @@ use crate::{
     core::{PolicyType, SelectPolicy},
     policy::{self, Decision, DecisionReason, RecentRecommendations},
     sim::{SimDecision, SimPolicy, SimView, secs},
-    spec::{DirectionRules, RatePolicy, ScalingBehavior, ScalingSpec},
+    spec::{DirectionRules, REACTIVE_TOLERANCE, RatePolicy, ScalingBehavior, ScalingSpec},
 };
 
 /// Why a PHPA setting is invalid.
@@ -158,6 +158,7 @@ pub fn phpa_default_behavior() -> ScalingBehavior {
     let minute = Duration::from_secs(60);
     ScalingBehavior {
         scale_up: DirectionRules {
+            tolerance: REACTIVE_TOLERANCE,
             stabilization_window: Duration::ZERO,
             select_policy: SelectPolicy::Max,
             policies: vec![
@@ -174,6 +175,7 @@ pub fn phpa_default_behavior() -> ScalingBehavior {
             ],
         },
         scale_down: DirectionRules {
+            tolerance: REACTIVE_TOLERANCE,
             stabilization_window: Duration::from_secs(300),
             select_policy: SelectPolicy::Max,
             policies: vec![RatePolicy {
@@ -496,7 +498,7 @@ impl SimPolicy for PhpaPolicy {
                 outcome: None,
             };
         };
-        let calculated = policy::hpa_replicas(observed, current, target);
+        let calculated = policy::hpa_replicas(observed, current, target, &self.spec.behavior);
         let linear = self.linear_step(view.now, calculated);
         let holt_winters = self.holt_winters_step(view.now, calculated);
         self.last_outputs = (calculated, linear, holt_winters);
