@@ -472,6 +472,20 @@ impl SimSettings {
             .unwrap_or(self.cluster.startup_delay + self.cluster.startup_jitter)
     }
 
+    /// The step of the history the policies decide on for a trace of `trace_step` seconds: the rate
+    /// window when the trace is finer and the window a whole number of its steps (a range query at the
+    /// `rate()` window's step, as the operator's `forecast.step` would be set), else the trace's step.
+    /// A controller never sees per-second demand: planning for the peak of per-second noise over the
+    /// decision window would provision for spikes that a rate over a minute averages away.
+    pub fn decision_step(&self, trace_step: i64) -> i64 {
+        let window = secs(self.rate_window);
+        if trace_step > 0 && window > trace_step && window % trace_step == 0 {
+            window
+        } else {
+            trace_step
+        }
+    }
+
     /// Observation lag of a trace point: its interval must have ended and been scraped.
     fn scrape_lag(&self, step: i64) -> i64 {
         secs(self.scrape_interval).min(step)
@@ -762,18 +776,22 @@ impl SimPolicy for PerfectForecastPolicy {
     fn decide(&mut self, view: &SimView<'_>) -> SimDecision {
         let trace = view.trace;
         let reach = view.now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
+        // The true future at the step the policies decide on (the trace's, or the mean of each
+        // rate window of a finer trace).
+        let step = i64::try_from(self.spec.step.as_secs()).unwrap_or(1).max(1);
         let from = view.now.max(trace.start());
-        let first = usize::try_from((from - trace.start()) / trace.step_seconds()).unwrap_or(0);
-        let last = usize::try_from((reach - trace.start()) / trace.step_seconds())
-            .unwrap_or(0)
-            .min(trace.len());
-        let values: Vec<f64> = trace
-            .values()
-            .get(first..=last.min(trace.len().saturating_sub(1)))
-            .unwrap_or(&[])
-            .to_vec();
-        let forecast = (!values.is_empty())
-            .then(|| PredictedDemand::exact(trace.timestamp(first), trace.step_seconds(), values));
+        let first = trace.start() + (from - trace.start()).div_euclid(step) * step;
+        let values: Vec<f64> = (first..=reach.min(trace.end() - 1))
+            .step_by(usize::try_from(step).unwrap_or(1))
+            .map(|at| {
+                if step == trace.step_seconds() {
+                    trace.demand_at(at)
+                } else {
+                    trace.mean_over(at, at + step).unwrap_or(f64::NAN)
+                }
+            })
+            .collect();
+        let forecast = (!values.is_empty()).then(|| PredictedDemand::exact(first, step, values));
         let input = PolicyInput {
             now: view.now,
             forecast,
@@ -860,7 +878,7 @@ pub fn make_policy(
     settings: &SimSettings,
     shared_fits: Option<&SharedFits>,
 ) -> Box<dyn SimPolicy> {
-    let step = trace.step_seconds();
+    let step = settings.decision_step(trace.step_seconds());
     let predictive = |spec: ScalingSpec| -> Box<dyn SimPolicy> {
         let core = match shared_fits {
             Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
@@ -1026,7 +1044,8 @@ pub fn simulate_with(
     let mut cluster = SimCluster::new(settings.cluster.clone(), initial, start);
 
     let mut history: Option<TimeSeries> = None;
-    let mut next_point = 0usize;
+    let history_step = settings.decision_step(step);
+    let mut next_point = start;
     let history_window = secs(settings.history);
     let mut forecast_for: std::collections::HashMap<i64, (f64, f64, f64)> = std::collections::HashMap::new();
     let mut metrics = SimMetrics::default();
@@ -1042,23 +1061,29 @@ pub fn simulate_with(
         cluster.advance_to(t);
         if (t - start) % sync == 0 {
             // The history a controller would have: points whose interval ended a scrape ago.
+            // At the decision step, each point the mean of the trace's finite values over it.
             let mut fresh = Vec::new();
-            while next_point < trace.len() && trace.timestamp(next_point) + step + lag <= t {
-                let v = trace.values()[next_point];
-                if v.is_finite() {
-                    fresh.push((trace.timestamp(next_point), v));
+            while next_point + history_step + lag <= t && next_point + history_step <= end {
+                let mean = if history_step == step {
+                    // The trace's own value, exactly (a mean of one step would round).
+                    Some(trace.demand_at(next_point)).filter(|v| v.is_finite())
+                } else {
+                    trace.mean_over(next_point, next_point + history_step)
+                };
+                if let Some(v) = mean {
+                    fresh.push((next_point, v));
                 }
-                next_point += 1;
+                next_point += history_step;
             }
             if !fresh.is_empty() {
                 match &mut history {
                     Some(series) => {
                         series.append(&fresh)?;
-                        if series.len() as i64 * step > history_window + 86_400 {
+                        if series.len() as i64 * history_step > history_window + 86_400 {
                             series.keep_since(t - history_window);
                         }
                     }
-                    None => history = Some(TimeSeries::from_pairs_with_step(&fresh, step)?),
+                    None => history = Some(TimeSeries::from_pairs_with_step(&fresh, history_step)?),
                 }
             }
             let observed = trace.mean_over(t - lag - window, t - lag);
