@@ -70,8 +70,10 @@ run() {
   local name=$1 schema=$2 base=$3 report=$work/$1.json
   shift 3
   echo "== schemathesis: $name"
-  if ! "$venv/bin/schemathesis" run "$schema" --url "$base" --checks all --max-examples "$max_examples" \
-    --seed 1 --report json --report-json-path "$report" "$@" >"$work/$name.log" 2>&1; then
+  # Run from $work: schemathesis keeps its crash cache (.schemathesis/) in the working directory.
+  if ! (cd "$work" && "$venv/bin/schemathesis" run "$schema" --url "$base" --checks all \
+    --max-examples "$max_examples" --seed 1 --report json --report-json-path "$report" "$@") \
+    >"$work/$name.log" 2>&1; then
     sed -n '/FAILURES\|ERRORS/,$p' "$work/$name.log" | head -80
     echo "FAIL: schemathesis $name (full output: $work/$name.log)"
     failed=$((failed + 1))
