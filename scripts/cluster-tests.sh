@@ -454,6 +454,30 @@ test_operator() {
   op_pa "$ns" doomed doomed Scale | kubectl apply -f - >/dev/null
   op_pa "$ns" too-short web-dry ForecastOnly | sed 's/history: 3d, step: 1m/history: 1m, step: 1m/' | kubectl apply -f - >/dev/null
 
+  # An object stored before the schema was tightened: through a CRD whose spec has no bounds, a maxReplicas
+  # the operator's typed struct cannot read (beyond u32); then the real CRD again (stored objects stay).
+  # A typed watch would fail its whole list on it and stall every autoscaler; the operator must skip it.
+  kubectl get crd predictiveautoscalers.prescient.dev -o json | python3 -c '
+import json, sys
+crd = json.load(sys.stdin)
+for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+    crd["metadata"].pop(k, None)
+crd.pop("status", None)
+for v in crd["spec"]["versions"]:
+    props = v["schema"]["openAPIV3Schema"]
+    props.pop("x-kubernetes-validations", None)
+    props["properties"]["spec"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+print(json.dumps(crd))' | kubectl replace -f - >/dev/null
+  if op_pa "$ns" unreadable web-dry ForecastOnly | sed 's/maxReplicas: 20/maxReplicas: 5000000000/' | kubectl apply -f - >/dev/null 2>&1; then
+    pass "stored an autoscaler the operator cannot read (maxReplicas 5000000000) through a CRD without bounds"
+  else
+    fail "could not store the unreadable autoscaler through the bound-less CRD"
+  fi
+  kubectl apply --server-side --force-conflicts -k manifests/crd >/dev/null
+  if op_pa "$ns" unreadable-2 web-dry ForecastOnly | sed 's/maxReplicas: 20/maxReplicas: 5000000000/' | kubectl apply -f - >/dev/null 2>&1; then
+    fail "the real CRD accepts maxReplicas 5000000000"
+  fi
+
   if ! start_operator a; then
     fail "prescient run did not become ready: $(tail -20 "$work/operator-a.log")"
     return
@@ -512,6 +536,20 @@ test_operator() {
   else
     fail "invalid spec: Ready is $(cond "$ns" too-short Ready)"
   fi
+
+  # The unreadable object is a condition and an event on itself; the others (web above) are reconciled.
+  if until_true 30 cond_is "$ns" unreadable Ready False/InvalidSpec; then
+    pass "unreadable object: Ready=False/InvalidSpec ($(kubectl -n "$ns" get pa unreadable -o jsonpath='{.status.conditions[0].message}')), the others reconciled"
+  else
+    fail "unreadable object: Ready is $(cond "$ns" unreadable Ready); $(grep -m1 unreadable "$work/operator-a.log")"
+  fi
+  if until_true 30 sh -c "kubectl -n $ns get events --field-selector involvedObject.name=unreadable,reason=InvalidSpec -o name | grep -q ."; then
+    pass "unreadable object: a Warning event InvalidSpec"
+  else
+    fail "unreadable object: no InvalidSpec event: $(kubectl -n "$ns" get events --field-selector involvedObject.name=unreadable 2>&1 | tail -3)"
+  fi
+  grep -q 'cannot read PredictiveAutoscaler' "$work/operator-a.log" && pass "unreadable object: a logged skip" ||
+    fail "unreadable object: no log line 'cannot read PredictiveAutoscaler'"
 
   # A deleted target: a condition, and nothing recreated.
   until_true 30 sh -c "kubectl -n $ns get pa doomed -o jsonpath='{.status.currentReplicas}' | grep -q ."

@@ -2,8 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
 # Prometheus (integration and live tests), Chromium (dashboard browser test), kubectl (manifest rendering),
 # openssl and curl (the local Kubernetes control plane; its binaries are built with Go, which the machine has).
-# The notebooks' and manifest validation's Python packages go into virtual environments under target/,
-# created by notebooks/run.sh and scripts/validate-manifests.sh themselves.
+# The notebooks', manifest validation's and schemathesis' Python packages go into virtual environments under
+# target/, created by notebooks/run.sh, scripts/validate-manifests.sh and scripts/schemathesis.sh themselves.
 set -euo pipefail
 
 need=()

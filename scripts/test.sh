@@ -12,6 +12,10 @@ cargo build --workspace --all-targets --locked
 # Unit, property, reconcile (in-memory API), Prometheus integration, live local, dashboard and browser tests.
 cargo test --workspace --locked --no-fail-fast
 
+# Schemathesis against the dashboard's own OpenAPI document, without and with a bearer token (its own
+# virtual environment under target/; a run that tests no case fails).
+scripts/schemathesis.sh
+
 # A real Kubernetes control plane on 127.0.0.1 (scripts/local-cluster.sh: the binaries are built once per
 # machine with Go and cached in .cache/k8s): the CRD and its validation on the real API server, and
 # `prescient run` as its least-privilege ServiceAccount (pre-scaling through /scale, status by server-side

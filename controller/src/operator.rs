@@ -13,6 +13,11 @@
 //! 5. **events** (IO) — one on each scale and each error, through kube-runtime's recorder.
 //! 6. **requeue** at the autoscaler's sync period.
 //!
+//! The controller watches the autoscalers untyped ([`DynamicObject`]) and reads each one into the typed
+//! struct in [`reconcile_object`]: a stored object the struct cannot read (stored before the schema was
+//! tightened, or written through an older CRD) gets `Ready=False` (`InvalidSpec`) and a Warning event,
+//! while a typed watch would fail its whole list on that one object and stall every other autoscaler.
+//!
 //! Failures never scale down: Prometheus down → the core holds and `ForecastHealthy=False`; a missing
 //! target → `AbleToScale=False` and a retry at the next period; a 409 is re-read and retried.
 
@@ -26,7 +31,7 @@ use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -214,7 +219,8 @@ async fn patch_status<M>(
     name: &str,
     status: &PredictiveAutoscalerStatus,
 ) -> Result<(), Error> {
-    let api: Api<PredictiveAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    // Untyped: the answer (the whole object) must not need to be readable, see [`reconcile_object`].
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &api_resource());
     let patch = json!({
         "apiVersion": PredictiveAutoscaler::api_version(&()),
         "kind": PredictiveAutoscaler::kind(&()),
@@ -290,7 +296,73 @@ async fn publish_events<M>(
     }
 }
 
-/// Reconciles one `PredictiveAutoscaler`.
+/// What the controller watches: `PredictiveAutoscaler`s as untyped objects, read one by one.
+pub fn api_resource() -> ApiResource {
+    ApiResource::erase::<PredictiveAutoscaler>(&())
+}
+
+/// What the controller runs for each object of the watch: the object read into a
+/// [`PredictiveAutoscaler`], then [`reconcile_when_due`]. An object that cannot be read is reported on
+/// itself (status condition and event) and waits for its next change; the others go on.
+pub async fn reconcile_object<M: MetricsSource>(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Context<M>>,
+) -> Result<Action, Error> {
+    let parsed = serde_json::to_value(&*obj).and_then(serde_json::from_value::<PredictiveAutoscaler>);
+    match parsed {
+        Ok(pa) => reconcile_when_due(Arc::new(pa), ctx).await,
+        Err(error) => unreadable(&obj, &error, &ctx).await,
+    }
+}
+
+/// An object the typed struct rejects: a logged skip, `Ready=False`/`InvalidSpec` and a Warning event.
+async fn unreadable<M: MetricsSource>(
+    obj: &DynamicObject,
+    error: &serde_json::Error,
+    ctx: &Context<M>,
+) -> Result<Action, Error> {
+    let name = obj.name_any();
+    let namespace = obj
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(name.clone()))?;
+    tracing::warn!(autoscaler = %format!("{namespace}/{name}"), %error, "cannot read PredictiveAutoscaler; skipped");
+    ctx.forget(&(namespace.clone(), name.clone()));
+    ctx.metrics.observe_error(reasons::INVALID_SPEC);
+    let message = format!(
+        "the operator cannot read this PredictiveAutoscaler ({error}); fix the spec, nothing is scaled until then"
+    );
+    // The status may be readable when the spec is not; without it the conditions start afresh.
+    let previous: Option<PredictiveAutoscalerStatus> = obj
+        .data
+        .get("status")
+        .and_then(|status| serde_json::from_value(status.clone()).ok());
+    let status = invalid_status(
+        previous.clone().unwrap_or_default(),
+        obj.metadata.generation,
+        &message,
+        ctx.clock.now(),
+    );
+    let changed = previous.as_ref().map(|s| &s.conditions) != Some(&status.conditions);
+    patch_status(ctx, &namespace, &name, &status).await?;
+    if changed {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reasons::INVALID_SPEC.to_owned(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "Autoscale".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = ctx
+            .recorder
+            .publish(&event, &obj.object_ref(&api_resource()))
+            .await
+        {
+            tracing::warn!(%error, reason = reasons::INVALID_SPEC, "could not publish event");
+        }
+    }
+    Ok(Action::await_change())
+}
+
 /// What the controller runs for each trigger: [`reconcile`], unless the autoscaler synced less than a
 /// sync period ago at the same generation. The watch event of our own status patch (or any other change
 /// that is not a new spec) is not a reason to sync again before the period is over; without this check
@@ -419,11 +491,7 @@ async fn reconcile_inner<M: MetricsSource>(
 }
 
 /// What to do after a reconcile error: count it and retry soon.
-pub fn error_policy<M: MetricsSource>(
-    pa: Arc<PredictiveAutoscaler>,
-    error: &Error,
-    ctx: Arc<Context<M>>,
-) -> Action {
+pub fn error_policy<M: MetricsSource>(pa: Arc<DynamicObject>, error: &Error, ctx: Arc<Context<M>>) -> Action {
     tracing::warn!(autoscaler = %pa.name_any(), %error, "reconcile failed");
     ctx.metrics.observe_error(reasons::RECONCILE_FAILED);
     Action::requeue(ERROR_REQUEUE)
@@ -432,8 +500,9 @@ pub fn error_policy<M: MetricsSource>(
 /// Runs the controller until `stop` is cancelled (leadership lost, SIGTERM), letting running reconciles
 /// finish for at most [`SHUTDOWN_GRACE`].
 pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, stop: CancellationToken) {
-    let api: Api<PredictiveAutoscaler> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let resource = api_resource();
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+    let controller = Controller::new_with(api, watcher::Config::default().any_semantic(), resource);
     // HorizontalPodAutoscalers, for the one-autoscaler-per-workload check.
     let hpa_task = {
         let (reader, writer) = reflector::store();
@@ -482,7 +551,7 @@ pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, st
     };
     let running = controller
         .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(reconcile_when_due, error_policy, ctx)
+        .run(reconcile_object, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller event");

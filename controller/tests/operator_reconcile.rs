@@ -199,6 +199,68 @@ async fn invalid_spec_sets_a_condition_and_an_event_and_never_touches_the_target
     assert_eq!(h.api.replicas("shop"), Some(4));
 }
 
+/// The watch hands the reconciler untyped objects: one the typed struct cannot read (here `maxReplicas`
+/// beyond u32, stored through an older CRD without bounds) is a condition and an event on that object,
+/// and an autoscaler beside it is still reconciled.
+#[tokio::test]
+async fn unreadable_object_is_a_condition_and_the_next_autoscaler_still_syncs() {
+    let now = T0 + 30 * 60;
+    let h = Harness::new(samples(T0, now, 60, |_| 250.0), now);
+    h.api.add_deployment("shop", 1);
+    let good = autoscaler("shop", reactive_spec("shop"));
+    let mut bad_value = serde_json::to_value(autoscaler("bad", reactive_spec("shop"))).unwrap();
+    bad_value["spec"]["maxReplicas"] = json!(5_000_000_000_u64);
+    h.api
+        .0
+        .lock()
+        .unwrap()
+        .autoscalers
+        .insert("bad".to_owned(), bad_value.clone());
+    h.api.add_autoscaler(&good);
+    let bad: kube::api::DynamicObject = serde_json::from_value(bad_value).unwrap();
+    let good_object: kube::api::DynamicObject =
+        serde_json::from_value(serde_json::to_value(&good).unwrap()).unwrap();
+
+    let action = prescient::operator::reconcile_object(std::sync::Arc::new(bad), h.ctx.clone())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "an unreadable object waits for its next change"
+    );
+    let ready = condition(&h.api.last_status("bad"), "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(
+        ready["message"].as_str().unwrap().contains("5000000000"),
+        "the message names the value: {ready}"
+    );
+    assert_eq!(h.api.event_reasons(), vec!["InvalidSpec".to_owned()]);
+    assert_eq!(
+        h.api.scale_writes().len(),
+        0,
+        "nothing scaled for the unreadable object"
+    );
+
+    let action = prescient::operator::reconcile_object(std::sync::Arc::new(good_object), h.ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(30)),
+        "the good one requeues at its sync period"
+    );
+    let ready = condition(&h.api.last_status("shop"), "Ready");
+    assert_eq!(ready["status"], "True", "{ready}");
+    assert_eq!(
+        h.api.replicas("shop"),
+        Some(3),
+        "the good one is scaled (reactive floor)"
+    );
+}
+
 #[tokio::test]
 async fn missing_target_sets_a_condition_and_retries_later() {
     let now = T0 + 3600;

@@ -286,3 +286,27 @@ fn a_gap_in_the_trace_counts_neither_cost_nor_shortfall() {
         );
     }
 }
+
+#[test]
+fn a_replay_without_rows_has_the_same_figures_and_reports_its_progress() {
+    // `simulate` keeps no per-tick rows unless it writes them (`--series`, `--report`): on a long trace
+    // they were most of its memory. The figures, scale events included, must not depend on them.
+    let trace = step_trace(50.0, 300.0, 90, 90);
+    let kind = PolicyKind::Reactive { utilization: 0.7 };
+    let with_rows = simulate(&trace, &settings(), kind).unwrap();
+    let progress = prescient::sim::progress::Progress::default();
+    let mut lean = settings();
+    lean.keep_rows = false;
+    lean.progress = Some(progress.clone());
+    let without_rows = simulate(&trace, &lean, kind).unwrap();
+
+    assert!(without_rows.rows.is_empty());
+    assert!(!with_rows.rows.is_empty());
+    assert!(with_rows.metrics.scale_events > 0, "the step must scale");
+    assert_eq!(without_rows.metrics, with_rows.metrics);
+    assert_eq!(
+        progress.simulated_seconds(),
+        u64::try_from(trace.end() - trace.start()).unwrap(),
+        "progress counts the whole replay"
+    );
+}

@@ -67,10 +67,16 @@ impl TimeSeries {
         if times.len() < 2 {
             return Err(SeriesError::NoStep(pairs.len()));
         }
-        let mut spacings: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-        let middle = spacings.len() / 2;
-        let (_, median, _) = spacings.select_nth_unstable(middle);
-        Self::from_pairs_with_step(pairs, *median)
+        // The spacings in place of the times: no second copy of a long trace's timestamps.
+        for i in 0..times.len() - 1 {
+            times[i] = times[i + 1] - times[i];
+        }
+        times.pop();
+        let middle = times.len() / 2;
+        let (_, median, _) = times.select_nth_unstable(middle);
+        let median = *median;
+        drop(times);
+        Self::from_pairs_with_step(pairs, median)
     }
 
     /// Builds a series from samples on a grid of `step_seconds`, starting at the earliest timestamp.
@@ -95,11 +101,12 @@ impl TimeSeries {
                 counts[i] += 1;
             }
         }
-        let mut values: Vec<f64> = sums
-            .iter()
-            .zip(&counts)
-            .map(|(s, &c)| if c > 0 { s / f64::from(c) } else { f64::NAN })
-            .collect();
+        // The means in place of the sums: no second grid-long buffer.
+        let mut values = sums;
+        for (v, &c) in values.iter_mut().zip(&counts) {
+            *v = if c > 0 { *v / f64::from(c) } else { f64::NAN };
+        }
+        drop(counts);
         interpolate_short_gaps(&mut values, 0);
         Ok(Self {
             start,

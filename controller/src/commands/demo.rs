@@ -9,6 +9,7 @@ use std::{path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 use anyhow::Context as _;
 
 use crate::{
+    commands::print_stdout,
     crd::{
         ForecastSpec, MetricSpec, Mode, PredictiveAutoscalerSpec, PredictiveAutoscalerStatus, ScaleTargetRef,
     },
@@ -245,28 +246,29 @@ fn round_significant(value: f64, digits: i32) -> f64 {
 }
 
 /// Prints the summary table.
-fn print_summary(lanes: &[Lane], start: i64, now: i64) {
-    println!();
-    println!(
-        "Summary: {} of virtual time ({} → {}), {} syncs per autoscaler",
+fn print_summary(lanes: &[Lane], start: i64, now: i64) -> anyhow::Result<()> {
+    print_stdout("\n")?;
+    print_stdout(&format!(
+        "Summary: {} of virtual time ({} → {}), {} syncs per autoscaler\n",
         format_duration(Duration::from_secs((now - start).max(0) as u64)),
         rfc3339(start),
         rfc3339(now),
         lanes.first().map_or(0, |l| l.tally.syncs)
-    );
-    println!(
-        "  {:<18} {:>26} {:>16} {:>13}",
+    ))?;
+    print_stdout(&format!(
+        "  {:<18} {:>26} {:>16} {:>13}\n",
         "autoscaler", "underprovisioned_minutes", "replica_minutes", "scale_events"
-    );
+    ))?;
     for lane in lanes {
-        println!(
-            "  {:<18} {:>26.1} {:>16.1} {:>13}",
+        print_stdout(&format!(
+            "  {:<18} {:>26.1} {:>16.1} {:>13}\n",
             format!("{NAMESPACE}/{}", lane.name),
             lane.tally.underprovisioned_minutes,
             lane.tally.replica_minutes,
             lane.tally.scale_events
-        );
+        ))?;
     }
+    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -350,9 +352,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(renderer),
     );
     let server = dashboard::serve(args.dashboard.dashboard_addr, app).await?;
-    println!("Dashboard: {}", server.url());
-    println!(
-        "Replaying {} from {} at {}x ({} virtual per sync); capacity {:.2} per replica, start-up {}",
+    print_stdout(&format!("Dashboard: {}\n", server.url()))?;
+    print_stdout(&format!(
+        "Replaying {} from {} at {}x ({} virtual per sync); capacity {:.2} per replica, start-up {}\n",
         args.trace.as_ref().map_or_else(
             || "the bundled NASA-HTTP July 1995 trace".to_owned(),
             |p| p.display().to_string()
@@ -362,7 +364,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         format_duration(Duration::from_secs(sync_seconds as u64)),
         capacity_per_replica,
         args.startup_delay
-    );
+    ))?;
     use std::io::Write as _;
     std::io::stdout().flush().ok();
 
@@ -399,10 +401,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             () = work => clock.advance(sync_seconds),
         }
     };
-    println!("Demo stopped: {why}.");
-    print_summary(&lanes, replay.start, clock.now());
+    print_stdout(&format!("Demo stopped: {why}.\n"))?;
+    let printed = print_summary(&lanes, replay.start, clock.now());
     server.task.abort();
-    Ok(())
+    printed
 }
 
 #[cfg(test)]

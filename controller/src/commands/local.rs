@@ -28,6 +28,7 @@ use anyhow::{Context as _, bail};
 use prescient_model::ModelChoice;
 
 use crate::{
+    commands::print_stdout,
     crd::{Mode, PredictiveAutoscalerStatus},
     duration::{HumanDuration, format_duration, format_millis},
     edges::{
@@ -244,14 +245,13 @@ fn sync_event(
     })
 }
 
-fn print_sync(json: bool, event: &serde_json::Value) {
+fn print_sync(json: bool, event: &serde_json::Value) -> anyhow::Result<()> {
     if json {
-        println!("{event}");
-        return;
+        return print_stdout(&format!("{event}\n"));
     }
     let num = |k: &str| event[k].as_f64().map_or("-".to_owned(), |v| format!("{v:.1}"));
-    println!(
-        "trace +{} | demand {} req/s, at lead time {} | replicas {} running, {} ready -> {} ({}) {}{}",
+    print_stdout(&format!(
+        "trace +{} | demand {} req/s, at lead time {} | replicas {} running, {} ready -> {} ({}) {}{}\n",
         format_duration(Duration::from_secs(
             event["trace_offset_seconds"].as_f64().unwrap_or(0.0).max(0.0) as u64
         )),
@@ -267,7 +267,7 @@ fn print_sync(json: bool, event: &serde_json::Value) {
         } else {
             format!(" [{}]", event["health_message"].as_str().unwrap_or(""))
         },
-    );
+    ))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -413,20 +413,23 @@ async fn run_in(
         "started_pids": pool.started_pids(),
         "error": outcome.as_ref().err().map(|e| format!("{e:#}")),
     });
-    if args.json {
-        println!("{summary}");
+    // Printed after the clean-up; a failure to print does not hide the run's own error.
+    let printed = if args.json {
+        print_stdout(&format!("{summary}\n"))
     } else if let Some(l) = &summary["loadgen"].as_object() {
-        println!(
-            "loadgen: {} ok, {} errors ({:.2} %), achieved {:.1} req/s, p50 {} ms, p99 {} ms",
+        print_stdout(&format!(
+            "loadgen: {} ok, {} errors ({:.2} %), achieved {:.1} req/s, p50 {} ms, p99 {} ms\n",
             l["ok"],
             l["errors"],
             l["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
             l["achieved_rate"].as_f64().unwrap_or(0.0),
             l["latency"]["p50_ms"],
             l["latency"]["p99_ms"]
-        );
-    }
-    outcome
+        ))
+    } else {
+        Ok(())
+    };
+    outcome.and(printed)
 }
 
 async fn drive(
@@ -466,13 +469,13 @@ async fn drive(
         });
         running.loadgen = Some(child);
         if args.json {
-            println!("{started}");
+            print_stdout(&format!("{started}\n"))?;
         } else {
-            println!(
-                "Prometheus at {prometheus_url}; files and logs in {}; replaying from trace +{}",
+            print_stdout(&format!(
+                "Prometheus at {prometheus_url}; files and logs in {}; replaying from trace +{}\n",
                 dir.display(),
                 format_duration(Duration::from_secs(loadgen_start.max(0.0) as u64))
-            );
+            ))?;
         }
     } else {
         let started = serde_json::json!({
@@ -480,9 +483,9 @@ async fn drive(
             "loadgen_pid": null, "speed": args.speed, "dir": dir.display().to_string(),
         });
         if args.json {
-            println!("{started}")
+            print_stdout(&format!("{started}\n"))?
         } else {
-            println!("Prometheus at {prometheus_url}; no trace, no load")
+            print_stdout(&format!("Prometheus at {prometheus_url}; no trace, no load\n"))?
         }
     }
 
@@ -526,7 +529,7 @@ async fn drive(
         let now = unix_now();
         let report = sync_once(&mut autoscaler, &metrics, pool, now.floor() as i64).await;
         status = status_from_report(&report, &status, None, mode);
-        print_sync(args.json, &sync_event(&report, &status, offset_at(now), pool));
+        print_sync(args.json, &sync_event(&report, &status, offset_at(now), pool))?;
     }
     Ok(())
 }

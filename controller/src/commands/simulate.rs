@@ -3,7 +3,7 @@
 //! unserved demand, replica-minutes and scale events per policy (`--json` is a stable contract),
 //! optionally with the per-step series (`--series`) and a self-contained HTML report (`--report`).
 
-use std::{fmt::Write as _, path::PathBuf, time::Instant};
+use std::{fmt::Write as _, io::Write as _, path::PathBuf, time::Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -14,10 +14,14 @@ use crate::{
     commands::{forecast::warn, print_stdout},
     core::SharedFits,
     duration::HumanDuration,
-    edges::trace::{Cleaning, read_trace, trace_series},
+    edges::{
+        progress::Reporter,
+        trace::{Cleaning, read_trace, trace_series},
+    },
     sim::{
         self, ClusterConfig, DemandTrace, PolicyKind, SimRun, SimSettings,
         frontier::{Frontier, FrontierPoint, frontier},
+        progress::Progress,
         report,
     },
     spec::parse_model_choice,
@@ -336,7 +340,10 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
         trace_series(&points).with_context(|| format!("putting {} on a grid", args.input.display()))?;
     let cleaning = Cleaning::of(&points, &series);
     warn(cleaning.note());
+    // The replay needs only the trace on its grid: the rows as read go before it is built.
+    drop(points);
     let trace = DemandTrace::new(&series)?;
+    drop(series);
     let kinds = policy_kinds(args)?;
     if kinds.is_empty() {
         bail!("no policy selected");
@@ -367,8 +374,21 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
         None => settings.history.min(span / 4),
     };
 
+    // Per-tick rows only when written out: on a long trace they were most of the memory.
+    settings.keep_rows = args.series.is_some() || args.report.is_some();
+    let progress = Progress::default();
+    settings.progress = Some(progress.clone());
+
     let labels = labels(&kinds);
-    let runs = run_all(&trace, &settings, &kinds, args.jobs.max(1))?;
+    let span_seconds = u64::try_from(trace.end() - trace.start()).unwrap_or(0);
+    let reporter = Reporter::start(
+        format!("{} policy replay(s)", kinds.len()),
+        span_seconds.saturating_mul(kinds.len() as u64),
+        progress,
+    );
+    let runs = run_all(&trace, &settings, &kinds, args.jobs.max(1));
+    reporter.finish();
+    let runs = runs?;
 
     let evaluated_from = trace.start() + i64::try_from(settings.warmup.as_secs()).unwrap_or(i64::MAX);
     let summary = Summary {
@@ -396,24 +416,29 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     };
 
     if let Some(path) = &args.series {
-        let mut out = String::from(
-            "policy,timestamp,demand,forecast,desired_replicas,provisioned_replicas,ready_replicas\n",
-        );
-        for ((run, _), label) in runs.iter().zip(&labels) {
-            for row in &run.rows {
-                let _ = writeln!(
-                    out,
-                    "{label},{},{},{},{},{},{}",
-                    row.timestamp,
-                    number(row.demand),
-                    number(row.forecast),
-                    row.desired_replicas,
-                    row.provisioned_replicas,
-                    row.ready_replicas
-                );
+        // Streamed: the whole text of a long trace's series would be another copy of it in memory.
+        let write = || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+            out.write_all(
+                b"policy,timestamp,demand,forecast,desired_replicas,provisioned_replicas,ready_replicas\n",
+            )?;
+            for ((run, _), label) in runs.iter().zip(&labels) {
+                for row in &run.rows {
+                    writeln!(
+                        out,
+                        "{label},{},{},{},{},{},{}",
+                        row.timestamp,
+                        number(row.demand),
+                        number(row.forecast),
+                        row.desired_replicas,
+                        row.provisioned_replicas,
+                        row.ready_replicas
+                    )?;
+                }
             }
-        }
-        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+            out.flush()
+        };
+        write().with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.report {
         let named: Vec<(&str, &SimRun)> = labels

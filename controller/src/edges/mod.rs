@@ -15,6 +15,7 @@
 pub mod kubernetes;
 pub mod local;
 pub mod process_pool;
+pub mod progress;
 pub mod prometheus;
 pub mod sim;
 pub mod trace;

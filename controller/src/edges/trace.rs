@@ -44,22 +44,58 @@ impl From<prescient_model::SeriesError> for TraceError {
 /// a 1-minute trace would have a 16-hour step and every forecast would be silently wrong.
 const MAX_UNIX_SECONDS: i64 = 100_000_000_000;
 
-/// Reads a trace file.
+/// Reads a trace file, streamed: memory holds the points, not the file's text as well (a 9-million-row
+/// trace is 160 MB of text).
 pub fn read_trace(path: &Path) -> Result<Vec<(i64, f64)>, TraceError> {
-    let bytes = std::fs::read(path).map_err(|error| TraceError::Io {
+    let io = |error| TraceError::Io {
         path: path.display().to_string(),
         error,
-    })?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| TraceError::NotUtf8 {
-        path: path.display().to_string(),
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
-    })?;
-    if text.trim().is_empty() {
-        return Err(TraceError::EmptyFile {
-            path: path.display().to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    match parse_reader(std::io::BufReader::with_capacity(1 << 16, file)) {
+        Ok(points) => Ok(points),
+        // The error paths read the file whole, to say exactly what is wrong with it.
+        Err(ReadError::Io(error)) => Err(io(error)),
+        Err(ReadError::Trace(error)) => {
+            let bytes = std::fs::read(path).map_err(io)?;
+            let path = path.display().to_string();
+            Err(match std::str::from_utf8(&bytes) {
+                Err(e) => TraceError::NotUtf8 {
+                    path,
+                    line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+                },
+                Ok(text) if text.trim().is_empty() => TraceError::EmptyFile { path },
+                Ok(_) => error,
+            })
+        }
+    }
+}
+
+/// Why reading trace rows stopped: the reader failed, or the rows are wrong.
+enum ReadError {
+    Io(std::io::Error),
+    Trace(TraceError),
+}
+
+impl From<TraceError> for ReadError {
+    fn from(error: TraceError) -> Self {
+        Self::Trace(error)
+    }
+}
+
+/// The csv error of a row: an IO error of the reader is kept apart, so it is not reported as a bad row.
+fn row_error(line: u64, error: csv::Error) -> ReadError {
+    if !error.is_io_error() {
+        return ReadError::Trace(TraceError::Row {
+            line,
+            message: error.to_string(),
         });
     }
-    parse_trace(text)
+    match error.into_kind() {
+        csv::ErrorKind::Io(error) => ReadError::Io(error),
+        // `is_io_error` said it is one; should csv disagree, it is still the reader that failed.
+        kind => ReadError::Io(std::io::Error::other(format!("{kind:?}"))),
+    }
 }
 
 /// Parses a unix-seconds or RFC 3339 timestamp.
@@ -92,33 +128,44 @@ fn parse_timestamp(field: &str) -> Result<i64, String> {
 
 /// Parses trace CSV text. Rows keep file order; sorting, duplicates and gaps are the time series' job.
 pub fn parse_trace(text: &str) -> Result<Vec<(i64, f64)>, TraceError> {
+    match parse_reader(text.as_bytes()) {
+        Ok(points) => Ok(points),
+        Err(ReadError::Trace(error)) => Err(error),
+        // Reading a string cannot fail; should it, it is a row error of the first line.
+        Err(ReadError::Io(error)) => Err(TraceError::Row {
+            line: 1,
+            message: error.to_string(),
+        }),
+    }
+}
+
+fn parse_reader(input: impl std::io::Read) -> Result<Vec<(i64, f64)>, ReadError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| TraceError::Row {
-            line: 1,
-            message: e.to_string(),
-        })?
-        .clone();
+        .from_reader(input);
+    let header = reader.headers().map_err(|e| row_error(1, e))?.clone();
     let names: Vec<&str> = header.iter().collect();
     if names != ["timestamp", "value"] {
-        return Err(TraceError::Header(names.join(",")));
+        return Err(TraceError::Header(names.join(",")).into());
     }
     let mut points = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| TraceError::Row {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let row_error = |message: String| TraceError::Row { line, message };
-        if record.len() != 2 {
-            return Err(row_error(format!("expected 2 fields, got {}", record.len())));
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(row_error(line, e));
+            }
         }
-        let timestamp = parse_timestamp(&record[0]).map_err(row_error)?;
+        let line = record.position().map_or(0, |p| p.line());
+        let bad_row = |message: String| TraceError::Row { line, message };
+        if record.len() != 2 {
+            return Err(bad_row(format!("expected 2 fields, got {}", record.len())).into());
+        }
+        let timestamp = parse_timestamp(&record[0]).map_err(bad_row)?;
         let value_field = &record[1];
         // An empty value is a recorded gap, kept as missing rather than rejected.
         let value = if value_field.is_empty() {
@@ -132,23 +179,28 @@ pub fn parse_trace(text: &str) -> Result<Vec<(i64, f64)>, TraceError> {
         points.push((timestamp, value));
     }
     if points.is_empty() {
-        return Err(TraceError::Empty);
+        return Err(TraceError::Empty.into());
     }
+    // Growing by doubling leaves up to half the capacity unused: a third of the memory on a long trace.
+    points.shrink_to_fit();
     Ok(points)
 }
 
 /// Puts trace points on a regular grid (the step is the median spacing).
 pub fn trace_series(points: &[(i64, f64)]) -> Result<TimeSeries, TraceError> {
-    let mut times: Vec<i64> = points.iter().map(|p| p.0).collect();
-    times.sort_unstable();
-    times.dedup();
-    if times.len() < 2 {
-        return Err(TraceError::TooFewRows {
-            rows: points.len(),
-            times: times.len(),
-        });
+    match TimeSeries::from_pairs(points) {
+        // Counted only here, so a long trace's timestamps are not copied once more.
+        Err(prescient_model::SeriesError::NoStep(_) | prescient_model::SeriesError::Empty) => {
+            let mut times: Vec<i64> = points.iter().map(|p| p.0).collect();
+            times.sort_unstable();
+            times.dedup();
+            Err(TraceError::TooFewRows {
+                rows: points.len(),
+                times: times.len(),
+            })
+        }
+        result => Ok(result?),
     }
-    Ok(TimeSeries::from_pairs(points)?)
 }
 
 /// How many trace rows each cleaning rule of [`TimeSeries`] touched, so that a repaired trace is

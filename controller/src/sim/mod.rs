@@ -25,6 +25,7 @@ use std::time::Duration;
 pub mod crane;
 pub mod frontier;
 pub mod phpa;
+pub mod progress;
 pub mod report;
 
 use prescient_model::{ModelChoice, TimeSeries};
@@ -373,6 +374,11 @@ pub struct SimSettings {
     pub crane: crane::EhpaParams,
     /// PHPA's models (`phpa`); `None` = the documented settings with a daily season.
     pub phpa: Option<phpa::PhpaParams>,
+    /// Keep the per-tick rows ([`SimRun::rows`]; `--series` and `--report` need them). Without them a
+    /// replay's memory does not grow with the trace: on a long one they were most of it (56 bytes a tick).
+    pub keep_rows: bool,
+    /// Simulated seconds replayed so far are added here, for progress output; `None` counts nothing.
+    pub progress: Option<progress::Progress>,
 }
 
 impl SimSettings {
@@ -395,6 +401,8 @@ impl SimSettings {
             behavior: ScalingBehavior::default(),
             crane: crane::EhpaParams::default(),
             phpa: None,
+            keep_rows: true,
+            progress: None,
         }
     }
 
@@ -1056,6 +1064,10 @@ pub fn simulate_with(
     let mut last_model = None;
     let mut health: Vec<(String, usize)> = Vec::new();
     let mut desired = initial;
+    // Scale events: changes of the desired count between consecutive evaluated ticks.
+    let (mut scale_events, mut last_desired) = (0u64, None);
+    // Progress is added in batches of ticks, so that counting costs nothing.
+    let mut reported = start;
     let mut t = start;
     while t < end {
         cluster.advance_to(t);
@@ -1135,22 +1147,35 @@ pub fn simulate_with(
                 demand_total += demand * tick as f64;
             }
             let (forecast, lower, upper) = forecast_for.remove(&t).unwrap_or((f64::NAN, f64::NAN, f64::NAN));
-            rows.push(SeriesRow {
-                timestamp: t,
-                demand,
-                forecast,
-                forecast_lower: lower,
-                forecast_upper: upper,
-                desired_replicas: desired,
-                provisioned_replicas: cluster.billed_replicas(),
-                ready_replicas: replicas.ready,
-            });
+            scale_events += u64::from(last_desired.is_some_and(|d| d != desired));
+            last_desired = Some(desired);
+            if settings.keep_rows {
+                rows.push(SeriesRow {
+                    timestamp: t,
+                    demand,
+                    forecast,
+                    forecast_lower: lower,
+                    forecast_upper: upper,
+                    desired_replicas: desired,
+                    provisioned_replicas: cluster.billed_replicas(),
+                    ready_replicas: replicas.ready,
+                });
+            }
         } else {
             forecast_for.remove(&t);
         }
         t += tick;
+        if let Some(progress) = &settings.progress
+            && t - reported >= 4096 * tick
+        {
+            progress.add(u64::try_from(t - reported).unwrap_or(0));
+            reported = t;
+        }
     }
-    metrics.scale_events = count_changes(&rows);
+    if let Some(progress) = &settings.progress {
+        progress.add(u64::try_from(end - reported).unwrap_or(0));
+    }
+    metrics.scale_events = scale_events;
     metrics.unserved_fraction = if demand_total > 0.0 {
         unserved_total / demand_total
     } else {
@@ -1166,11 +1191,4 @@ pub fn simulate_with(
         last_model,
         health_counts: health,
     })
-}
-
-/// Scale events in the evaluated window: changes of the desired count between consecutive rows.
-fn count_changes(rows: &[SeriesRow]) -> u64 {
-    rows.windows(2)
-        .filter(|w| w[0].desired_replicas != w[1].desired_replicas)
-        .count() as u64
 }

@@ -155,10 +155,30 @@ impl ScalingSpec {
         let lead_time = positive_duration("forecast.leadTime", &f.lead_time)?;
         let refit_interval = positive_duration("forecast.refitInterval", &f.refit_interval)?;
         let sync_period = positive_duration("syncPeriod", &spec.sync_period)?;
+        // The history grid is whole seconds: a sub-second step would silently become another one.
+        if step.subsec_nanos() != 0 {
+            return Err(SpecError::new(
+                "forecast.step",
+                format!("must be whole seconds (e.g. 1s, 30s, 1m), got {:?}", f.step),
+            ));
+        }
         if history < step * 2 {
             return Err(SpecError::new(
                 "forecast.history",
                 format!("must cover at least two steps, got {}", f.history),
+            ));
+        }
+        // More steps than a series holds would be refused at every sync; say so once, here.
+        let steps = history.as_secs() / step.as_secs();
+        if steps > prescient_model::MAX_POINTS as u64 {
+            return Err(SpecError::new(
+                "forecast.history",
+                format!(
+                    "covers {steps} steps of {}, at most {} are kept; raise forecast.step or shorten the history, got {}",
+                    f.step,
+                    prescient_model::MAX_POINTS,
+                    f.history
+                ),
             ));
         }
         if lead_time > horizon {
