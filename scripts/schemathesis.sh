@@ -21,15 +21,14 @@ max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-100}
 rm -rf "$work"
 mkdir -p "$work"
 
-# --- the virtual environment, reinstalled only when the requirements changed ---------------------------
-if [ ! -x "$venv/bin/python" ]; then
-  echo "schemathesis: creating $venv"
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
+# --- the virtual environment, reinstalled only when the requirements or its place changed -------------------
+# (a venv's entry points name its own path: one moved along with its target directory no longer runs)
 stamp=$venv/.requirements.sha256
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "schemathesis: installing $requirements"
+want=$( (cat "$requirements"; echo "$venv") | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  echo "schemathesis: creating $venv with $requirements"
+  rm -rf "$venv"
+  "${PYTHON:-python3}" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
 fi
