@@ -28,8 +28,7 @@
 //! - Since all three cover the peak equally often, the cheapest is the best: the plan uses the unit
 //!   whose headroom (provisioned − forecast peak), computed for all three at every plan, was smallest
 //!   on average over the last day (choosing among conformal predictors by their efficiency). Which
-//!   one wins depends on the traffic — the forecaster's band on smooth seasonal traffic, the level on
-//!   bursty traffic — and is learnt online, per autoscaler, rather than fixed.
+//!   one wins depends on the traffic, so it is learnt online, per autoscaler, rather than fixed.
 //! - The provisioned peak is `forecast + unit × Q(level)`, `Q` the conformal quantile of the scores of
 //!   the last day *of windows that reach as far beyond the history*: a window that ends within the
 //!   step already observed is nearly certain, one that reaches into the next step is not, and with
@@ -39,7 +38,8 @@
 //! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
 //!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
 //!   changes. With a quantile the error is a window whose peak exceeded what was provisioned; with an
-//!   SLO target ([`MissSignal::Shortfall`]) it is a sync at which demand exceeded ready capacity, so the
+//!   SLO target ([`MissSignal::Shortfall`]) it is a sync at which demand exceeded ready capacity —
+//!   judged on the history once it covers the sync ([`PeakCalibrator::record_capacity`]) — so the
 //!   share of time short tracks the target.
 //!
 //! Pure: time and history are arguments.
