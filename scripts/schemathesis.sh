@@ -43,10 +43,16 @@ fi
 [ -x "$bin" ] || { echo "schemathesis: no prescient binary at $bin" >&2; exit 1; }
 
 pids=()
-cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done; }
+# Stops every demo started; never changes the script's exit status (an EXIT trap's last status would).
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  return 0
+}
 trap cleanup EXIT
 
-# start_demo NAME [TOKEN]: a demo with its dashboard on a free port; prints the dashboard's URL.
+# start_demo NAME [TOKEN]: a demo with its dashboard on a free port; sets demo_url to the dashboard's URL.
+# Not called in a command substitution: its subshell would keep the demo's pid from `pids`.
 start_demo() {
   local log=$work/demo-$1.log i url
   PRESCIENT_DASHBOARD_TOKEN=${2:-} "$bin" demo --dashboard-addr 127.0.0.1:0 --duration 15m >"$log" 2>&1 &
@@ -54,13 +60,13 @@ start_demo() {
   for i in $(seq 1 100); do
     url=$(sed -n 's/^Dashboard: //p' "$log" | head -1)
     if [ -n "$url" ] && curl -sf "${url}healthz" >/dev/null; then
-      echo "${url%/}"
+      demo_url=${url%/}
       return 0
     fi
     sleep 0.1
   done
   echo "schemathesis: the demo did not start: $(tail -5 "$log")" >&2
-  return 1
+  exit 1
 }
 
 failed=0
@@ -100,14 +106,16 @@ PY
 }
 
 # 1. No token: the document declares no security and every operation answers without credentials.
-open_url=$(start_demo open)
+start_demo open
+open_url=$demo_url
 curl -sf "$open_url/openapi.json" >"$work/openapi-open.json"
 run without-token "$work/openapi-open.json" "$open_url"
 
 # 2. and 3. A token: the document declares bearer security; with it every operation answers, without it
 # every answer must be the documented 401 with the documented JSON error.
 token=schemathesis-$RANDOM$RANDOM
-guarded_url=$(start_demo guarded "$token")
+start_demo guarded "$token"
+guarded_url=$demo_url
 if [ "$(curl -s -o /dev/null -w '%{http_code}' "$guarded_url/openapi.json")" != 401 ]; then
   echo "FAIL: /openapi.json of a dashboard with a token answers without it"
   failed=$((failed + 1))
