@@ -64,8 +64,9 @@ pub struct Args {
     pub target_utilization: Vec<f64>,
     /// The predictive policy's risk knob: the probability that the peak demand of each decision window
     /// is served (comma-separated values replay one each). Default 0.9, or
-    /// 0.5,0.7,0.8,0.85,0.9,0.93,0.95,0.97,0.98,0.99,0.995,0.999 with --frontier (the top of the range
-    /// matters: on smooth traffic even q0.99 is cheaper than the HPA at 0.7).
+    /// 0.3,0.4,0.5,0.7,0.8,0.85,0.9,0.93,0.95,0.97,0.98,0.99,0.995,0.999 with --frontier (both ends
+    /// matter: on smooth traffic even q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as
+    /// the HPA at 0.8).
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -145,8 +146,8 @@ pub struct Args {
 /// HPA target utilizations swept by `--frontier` unless given.
 const FRONTIER_UTILIZATIONS: [f64; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
 /// Predictive quantiles swept by `--frontier` unless given.
-const FRONTIER_QUANTILES: [f64; 12] = [
-    0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999,
+const FRONTIER_QUANTILES: [f64; 14] = [
+    0.3, 0.4, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999,
 ];
 
 impl Args {
