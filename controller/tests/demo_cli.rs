@@ -1,6 +1,8 @@
 //! `prescient demo` as a user runs it: the built binary, a free port, a bounded duration, its summary.
 #![allow(clippy::unwrap_used)]
 
+mod cli_support;
+
 use std::{io::Write as _, process::Command};
 
 fn demo(args: &[&str]) -> (bool, String, String) {
@@ -118,31 +120,11 @@ fn rejects_bad_flags_with_a_clear_message() {
 /// `println!` panic.
 #[test]
 fn a_closed_pipe_is_a_quiet_exit_and_a_full_disk_a_clear_error() {
-    use std::process::Stdio;
-    let args = ["demo", "--dashboard-addr", "127.0.0.1:0", "--duration", "1s"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prescient"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The reader goes away before the first line: every write is EPIPE.
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "demo into a closed pipe: {stderr}");
-    assert!(!stderr.contains("panicked"), "demo into a closed pipe: {stderr}");
-
-    let output = Command::new(env!("CARGO_BIN_EXE_prescient"))
-        .args(args)
-        .stdout(std::fs::File::create("/dev/full").unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "demo > /dev/full: {stderr}");
-    assert!(!stderr.contains("panicked"), "demo > /dev/full: {stderr}");
-    assert!(
-        stderr.contains("cannot write the output") && stderr.contains("No space left"),
-        "demo > /dev/full: {stderr}"
-    );
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_prescient"));
+        command.args(["demo", "--dashboard-addr", "127.0.0.1:0", "--duration", "1s"]);
+        command
+    };
+    cli_support::assert_quiet_into_a_closed_pipe(&mut command(), "demo");
+    cli_support::assert_clear_error_on_a_full_disk(&mut command(), "demo");
 }

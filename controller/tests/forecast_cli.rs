@@ -3,6 +3,8 @@
 //! contracts, and clear errors on bad input.
 #![allow(clippy::unwrap_used)]
 
+mod cli_support;
+
 use std::{path::PathBuf, process::Command};
 
 use serde_json::Value;
@@ -150,7 +152,6 @@ fn bad_trace_files_are_clear_errors() {
 /// A closed pipe (`| head -c1`) is a quiet exit 0 and a full disk a clear error, never a panic.
 #[test]
 fn a_closed_pipe_is_a_quiet_exit_and_a_full_disk_a_clear_error() {
-    use std::process::Stdio;
     let runs: [&[&str]; 4] = [
         &["backtest", "--horizon", "15m"],
         &["backtest", "--horizon", "15m", "--json"],
@@ -158,35 +159,18 @@ fn a_closed_pipe_is_a_quiet_exit_and_a_full_disk_a_clear_error() {
         &["forecast", "--horizon", "15m", "--model", "naive", "--json"],
     ];
     for args in runs {
-        let mut child = prescient()
-            .args(args)
-            .arg("--input")
-            .arg(trace("nab-elb-requests-5min.csv"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The reader goes away before the first byte is written: every write is EPIPE.
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{args:?} into a closed pipe: {stderr}");
-        assert!(stderr.is_empty(), "{args:?} into a closed pipe: {stderr}");
-
-        let output = prescient()
-            .args(args)
-            .arg("--input")
-            .arg(trace("nab-elb-requests-5min.csv"))
-            .stdout(std::fs::File::create("/dev/full").unwrap())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?} > /dev/full: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?} > /dev/full: {stderr}");
-        assert!(
-            stderr.contains("cannot write the output") && stderr.contains("No space left"),
-            "{args:?} > /dev/full: {stderr}"
-        );
+        let command = || {
+            let mut command = prescient();
+            command
+                .args(args)
+                .arg("--input")
+                .arg(trace("nab-elb-requests-5min.csv"));
+            command
+        };
+        let what = format!("{args:?}");
+        let stderr = cli_support::assert_quiet_into_a_closed_pipe(&mut command(), &what);
+        assert!(stderr.is_empty(), "{what} into a closed pipe: {stderr}");
+        cli_support::assert_clear_error_on_a_full_disk(&mut command(), &what);
     }
 }
 

@@ -2,6 +2,8 @@
 //! figures are recomputed) and the self-contained `--report` page; clear errors on bad input.
 #![allow(clippy::unwrap_used)]
 
+mod cli_support;
+
 use std::{fmt::Write as _, path::Path, process::Command};
 
 /// Two days of a 1-minute daily cycle with a spike, as a trace file.
@@ -161,7 +163,6 @@ fn simulate_reports_bad_input_clearly() {
 
 #[test]
 fn simulate_into_a_closed_pipe_exits_quietly_and_a_negative_duration_is_named() {
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.csv");
     write_trace(&trace);
@@ -186,19 +187,13 @@ fn simulate_into_a_closed_pipe_exits_quietly_and_a_negative_duration_is_named() 
         if json {
             command.arg("--json");
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "json {json} into a closed pipe: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        let what = format!("simulate, json {json}");
+        cli_support::assert_quiet_into_a_closed_pipe(&mut command, &what);
+        let mut command = simulate(&["--startup-delay", "2m"]);
+        if json {
+            command.arg("--json");
+        }
+        cli_support::assert_clear_error_on_a_full_disk(&mut command, &what);
     }
     let output = simulate(&["--startup-delay", "-5m"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
