@@ -57,17 +57,6 @@ pub struct Args {
     pub startup_delay: HumanDuration,
 }
 
-/// Under-provisioning and cost of one autoscaler over the replay.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Tally {
-    /// Virtual minutes in which demand exceeded ready capacity.
-    pub underprovisioned_minutes: f64,
-    /// Provisioned (ready, starting or draining) replicas times virtual minutes.
-    pub replica_minutes: f64,
-    pub scale_events: u64,
-    pub syncs: u64,
-}
-
 /// One autoscaler with its own simulated cluster.
 struct Lane {
     name: &'static str,
@@ -75,7 +64,8 @@ struct Lane {
     autoscaler: Autoscaler,
     cluster: SimTarget,
     status: PredictiveAutoscalerStatus,
-    tally: Tally,
+    /// What the page and the end summary show: the same type the dashboard API serves.
+    tally: TallyView,
 }
 
 /// The resource of one lane; both lanes have the same, the reactive one only turns its forecast off
@@ -131,7 +121,7 @@ impl Lane {
             autoscaler,
             cluster: SimTarget::new(cluster),
             status: PredictiveAutoscalerStatus::default(),
-            tally: Tally::default(),
+            tally: TallyView::default(),
         })
     }
 
@@ -168,18 +158,7 @@ impl Lane {
             &self.autoscaler,
             &report,
         );
-        sinks.store.record_tally(NAMESPACE, self.name, self.tally.into());
-    }
-}
-
-impl From<Tally> for TallyView {
-    fn from(tally: Tally) -> Self {
-        Self {
-            underprovisioned_minutes: tally.underprovisioned_minutes,
-            replica_minutes: tally.replica_minutes,
-            scale_events: tally.scale_events,
-            syncs: tally.syncs,
-        }
+        sinks.store.record_tally(NAMESPACE, self.name, self.tally);
     }
 }
 
