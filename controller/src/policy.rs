@@ -157,6 +157,11 @@ pub struct PolicyInput {
     pub forecast: Option<PredictedDemand>,
     /// Current demand as last observed (same unit as `targetPerReplica`); `None` if missing.
     pub observed_demand: Option<f64>,
+    /// Without a forecast (too little history for a model, or its fit failed): the peak to provision
+    /// over the decision window, the observed demand plus the rise above it calibrated on realised
+    /// windows (see [`crate::core::peak`]). It raises the reactive floor, never lowers it; `None` until
+    /// the calibration has enough windows, and ignored when there is a forecast.
+    pub persistence_peak: Option<f64>,
     /// The data is too old to act on: hold, never scale down.
     pub stale: bool,
     pub replicas: ReplicaState,
@@ -318,6 +323,11 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
     } else {
         input.observed_demand.filter(|d| d.is_finite() && *d >= 0.0)
     };
+    // A rise calibrated on the observed demand alone: before a model can be fitted, a new workload is
+    // not left at zero headroom.
+    let persistence_peak = input
+        .persistence_peak
+        .filter(|p| p.is_finite() && *p >= 0.0 && predictive.is_none());
     let reactive = observed.map(|d| {
         if predictive.is_some() {
             // Under a forecast the floor is plain `ceil(observed / target)`: the HPA's tolerance exists to
@@ -327,7 +337,8 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
             // up. Acting alone (no forecast), the floor is the HPA rule, tolerance included.
             replicas_for(d, target)
         } else {
-            hpa_replicas(d, current, target, &spec.behavior)
+            let hpa = hpa_replicas(d, current, target, &spec.behavior);
+            persistence_peak.map_or(hpa, |peak| hpa.max(replicas_for(peak, target)))
         }
     });
 
@@ -361,7 +372,13 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
         (None, Some(r)) => (
             r,
             DecisionReason::ReactiveFloor,
-            format!("no forecast; observed demand needs {r} replicas"),
+            match persistence_peak {
+                Some(peak) => format!(
+                    "no forecast; observed demand with its rise calibrated over the next {}s (peak {peak:.1}) needs {r} replicas",
+                    window_end - now
+                ),
+                None => format!("no forecast; observed demand needs {r} replicas"),
+            },
         ),
         (None, None) => {
             // Nothing to act on: hold (raise to min / cap at max only, as the spec demands).
@@ -551,6 +568,7 @@ mod tests {
             now,
             forecast,
             observed_demand: observed,
+            persistence_peak: None,
             stale: false,
             replicas: ReplicaState {
                 desired: current,
@@ -756,6 +774,38 @@ mod tests {
         assert_eq!(
             (d.desired_replicas, d.reason),
             (11, DecisionReason::ReactiveFloor)
+        );
+    }
+
+    #[test]
+    fn the_calibrated_rise_raises_the_floor_without_a_forecast_only() {
+        let spec = spec();
+        let recent = RecentRecommendations::new();
+        let with_rise = |forecast: Option<PredictedDemand>, observed: Option<f64>, peak: f64| PolicyInput {
+            persistence_peak: Some(peak),
+            ..input(0, forecast, observed, 10)
+        };
+        // 100 observed at 10 per replica: 10 by the HPA rule, 13 with a calibrated peak of 125.
+        let d = decide(&with_rise(None, Some(100.0), 125.0), &spec, &recent);
+        assert_eq!(
+            (d.desired_replicas, d.reason),
+            (13, DecisionReason::ReactiveFloor)
+        );
+        assert!(d.message.contains("calibrated"), "{}", d.message);
+        // Never below the HPA rule: a peak under the observed demand changes nothing.
+        let d = decide(&with_rise(None, Some(150.0), 90.0), &spec, &recent);
+        assert_eq!(d.reactive_replicas, Some(15));
+        // With a forecast, the forecast's own calibrated peak decides; the rise is ignored.
+        let forecast = PredictedDemand::exact(0, 60, vec![100.0; 5]);
+        let d = decide(&with_rise(Some(forecast), Some(100.0), 300.0), &spec, &recent);
+        assert_eq!(d.desired_replicas, 10);
+        // Stale data: held, whatever the rise says.
+        let mut stale = with_rise(None, Some(100.0), 300.0);
+        stale.stale = true;
+        let d = decide(&stale, &spec, &recent);
+        assert_eq!(
+            (d.desired_replicas, d.reason),
+            (10, DecisionReason::HeldOnStaleData)
         );
     }
 

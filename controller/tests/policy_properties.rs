@@ -63,13 +63,13 @@ proptest! {
         let mut replicas = current;
         for (age, value) in history {
             let at = now - 600 + age;
-            let input = PolicyInput { now: at, forecast: None, observed_demand: Some(f64::from(value) * target), stale: false, replicas: ReplicaState { desired: replicas, ready: replicas } };
+            let input = PolicyInput { now: at, forecast: None, observed_demand: Some(f64::from(value) * target), persistence_peak: None, stale: false, replicas: ReplicaState { desired: replicas, ready: replicas } };
             let d = decide(&input, &spec, &recent);
             recent.record(at, &d, replicas, true, &spec.behavior);
             replicas = d.desired_replicas;
         }
         let forecast = (!values.is_empty()).then(|| PredictedDemand::exact(now + start_offset, 60, values.clone()));
-        let input = PolicyInput { now, forecast: forecast.clone(), observed_demand: observed, stale, replicas: ReplicaState { desired: current, ready: current / 2 } };
+        let input = PolicyInput { now, forecast: forecast.clone(), observed_demand: observed, persistence_peak: None, stale, replicas: ReplicaState { desired: current, ready: current / 2 } };
         let d = decide(&input, &spec, &recent);
         prop_assert!(d.desired_replicas >= min && d.desired_replicas <= max, "{d:?}");
         prop_assert!(!d.message.is_empty());

@@ -4,7 +4,8 @@
 //! measures how long a fit took) and does no IO.
 //!
 //! "Not enough history", "stale data" and "fit failed" are health states of the outcome, not errors:
-//! the reactive floor acts alone (or replicas are held) and the health says why.
+//! the reactive floor acts (raised, without a model, by the rise above observed demand that realised
+//! windows showed), or replicas are held, and the health says why.
 //!
 //! The core owns its value types ([`ReplicaState`], [`PolicyType`], [`SelectPolicy`]), so it, the policy
 //! and the simulator depend on nothing of the CRD or the IO edges.
@@ -146,7 +147,8 @@ pub struct ModelSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForecastHealth {
     Healthy,
-    /// Too little history for any forecast: the reactive floor acts alone.
+    /// Too little history for any forecast: the reactive floor acts, with headroom calibrated on the
+    /// observed demand.
     InsufficientHistory {
         have: Duration,
         need: Duration,
@@ -157,7 +159,7 @@ pub enum ForecastHealth {
     },
     /// Metrics could not be fetched: replicas are held.
     MetricsUnavailable(String),
-    /// The model could not be fitted: the reactive floor acts alone.
+    /// The model could not be fitted: the reactive floor acts, as with too little history.
     FitFailed(String),
     /// The forecast is turned off (a reactive baseline): the reactive floor acts alone.
     Disabled,
@@ -190,7 +192,7 @@ impl ForecastHealth {
         match self {
             Self::Healthy => "forecast is up to date".to_owned(),
             Self::InsufficientHistory { have, need } => format!(
-                "{} of history, the forecast needs {} ({} more); the reactive floor acts alone until then",
+                "{} of history, the forecast needs {} ({} more); until then the reactive floor acts, with headroom calibrated on observed demand",
                 fmt(*have),
                 fmt(*need),
                 fmt(need.saturating_sub(*have))
@@ -202,7 +204,9 @@ impl ForecastHealth {
                 )
             }
             Self::MetricsUnavailable(why) => format!("metrics unavailable ({why}); holding replicas"),
-            Self::FitFailed(why) => format!("model fit failed ({why}); the reactive floor acts alone"),
+            Self::FitFailed(why) => format!(
+                "model fit failed ({why}); the reactive floor acts, with headroom calibrated on observed demand"
+            ),
             Self::Disabled => "forecast disabled; the reactive (HPA) rule acts alone".to_owned(),
             Self::TargetUnavailable(why) => {
                 format!(
@@ -544,10 +548,27 @@ impl AutoscalerCore {
             });
             predicted
         });
+        // No model yet (or its fit failed): the calibration still knows how far window peaks rose above
+        // the demand observed at their start, so the floor gets that headroom instead of none. A
+        // disabled forecast (the reactive baseline) stays the HPA rule alone.
+        let persistence_peak = match (&predicted, &health) {
+            (None, ForecastHealth::InsufficientHistory { .. } | ForecastHealth::FitFailed(_)) => {
+                let window = PlannedWindow {
+                    from: now,
+                    to: window_end,
+                    forecast_peak: observed_demand,
+                    spread: 0.0,
+                };
+                self.calibrator
+                    .plan(window, history.end(), history.step_seconds())
+            }
+            _ => None,
+        };
         let input = PolicyInput {
             now,
             forecast: predicted,
             observed_demand: Some(observed_demand),
+            persistence_peak,
             stale: false,
             replicas,
         };
@@ -609,6 +630,7 @@ impl AutoscalerCore {
             now,
             forecast: None,
             observed_demand: None,
+            persistence_peak: None,
             stale: true,
             replicas,
         };

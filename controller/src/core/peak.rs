@@ -42,6 +42,12 @@
 //!   judged on the history once it covers the sync ([`PeakCalibrator::record_capacity`]) — so the
 //!   share of time short tracks the target.
 //!
+//! - Before a model can be fitted (or when its fit failed), the core still plans every window, with
+//!   the demand observed now as the point forecast and no spread: the same calibration then gives the
+//!   reactive floor the rise above observed demand that windows showed, so a new workload is not left
+//!   at zero headroom. Those scores stay in the day's lookback once the model arrives, pooled with the
+//!   model's (a mixture of two point forecasts: still calibrated, less sharp for that day).
+//!
 //! Pure: time and history are arguments.
 
 use std::collections::VecDeque;

@@ -703,6 +703,7 @@ impl SimPolicy for ReactivePolicy {
             now: view.now,
             forecast: None,
             observed_demand: view.observed,
+            persistence_peak: None,
             stale: view.observed.is_none(),
             replicas: view.replicas,
         };
@@ -804,6 +805,7 @@ impl SimPolicy for PerfectForecastPolicy {
             now: view.now,
             forecast,
             observed_demand: view.observed,
+            persistence_peak: None,
             stale: false,
             replicas: view.replicas,
         };
