@@ -539,7 +539,12 @@ print(json.dumps(crd))' | kubectl replace -f - >/dev/null
 
   # The unreadable object is a condition and an event on itself; the others (web above) are reconciled.
   if until_true 30 cond_is "$ns" unreadable Ready False/InvalidSpec; then
-    pass "unreadable object: Ready=False/InvalidSpec ($(kubectl -n "$ns" get pa unreadable -o jsonpath='{.status.conditions[0].message}')), the others reconciled"
+    message=$(kubectl -n "$ns" get pa unreadable -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')
+    if [[ "$message" == *spec.maxReplicas* ]]; then
+      pass "unreadable object: Ready=False/InvalidSpec naming the field ($message), the others reconciled"
+    else
+      fail "unreadable object: the InvalidSpec message does not name spec.maxReplicas: $message"
+    fi
   else
     fail "unreadable object: Ready is $(cond "$ns" unreadable Ready); $(grep -m1 unreadable "$work/operator-a.log")"
   fi

@@ -308,17 +308,28 @@ pub async fn reconcile_object<M: MetricsSource>(
     obj: Arc<DynamicObject>,
     ctx: Arc<Context<M>>,
 ) -> Result<Action, Error> {
-    let parsed = serde_json::to_value(&*obj).and_then(serde_json::from_value::<PredictiveAutoscaler>);
-    match parsed {
+    match read_autoscaler(&obj) {
         Ok(pa) => reconcile_when_due(Arc::new(pa), ctx).await,
         Err(error) => unreadable(&obj, &error, &ctx).await,
     }
 }
 
+/// The object read into the typed struct; the error names the field that failed (`spec.maxReplicas:
+/// invalid value …`), which serde alone does not.
+fn read_autoscaler(obj: &DynamicObject) -> Result<PredictiveAutoscaler, String> {
+    let value = serde_json::to_value(obj).map_err(|error| error.to_string())?;
+    serde_path_to_error::deserialize::<_, PredictiveAutoscaler>(value).map_err(|error| {
+        match error.path().to_string().as_str() {
+            "." | "" => error.inner().to_string(),
+            path => format!("{path}: {}", error.inner()),
+        }
+    })
+}
+
 /// An object the typed struct rejects: a logged skip, `Ready=False`/`InvalidSpec` and a Warning event.
 async fn unreadable<M: MetricsSource>(
     obj: &DynamicObject,
-    error: &serde_json::Error,
+    error: &str,
     ctx: &Context<M>,
 ) -> Result<Action, Error> {
     let name = obj.name_any();

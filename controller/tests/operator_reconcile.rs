@@ -237,6 +237,10 @@ async fn unreadable_object_is_a_condition_and_the_next_autoscaler_still_syncs() 
         ready["message"].as_str().unwrap().contains("5000000000"),
         "the message names the value: {ready}"
     );
+    assert!(
+        ready["message"].as_str().unwrap().contains("spec.maxReplicas"),
+        "the message names the field: {ready}"
+    );
     assert_eq!(h.api.event_reasons(), vec!["InvalidSpec".to_owned()]);
     assert_eq!(
         h.api.scale_writes().len(),
