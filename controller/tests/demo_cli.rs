@@ -128,3 +128,38 @@ fn a_closed_pipe_is_a_quiet_exit_and_a_full_disk_a_clear_error() {
     cli_support::assert_quiet_into_a_closed_pipe(&mut command(), "demo");
     cli_support::assert_clear_error_on_a_full_disk(&mut command(), "demo");
 }
+
+/// SIGTERM (what `timeout`, systemd and Kubernetes send) stops the demo as Ctrl-C does: with its
+/// summary, exit 0. It used to kill it silently.
+#[test]
+fn sigterm_stops_the_demo_with_its_summary() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prescient"))
+        .args(["demo", "--dashboard-addr", "127.0.0.1:0", "--speed", "3000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut head = String::new();
+    while !head.contains("Replaying") {
+        assert!(
+            stdout.read_line(&mut head).unwrap() > 0,
+            "the demo ended early:\n{head}"
+        );
+    }
+    // A few syncs played, then the signal.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status}:\n{rest}");
+    assert!(rest.contains("Demo stopped: interrupted"), "{rest}");
+    let (_, replica_minutes, _) = summary_row(&rest, "demo/predictive");
+    assert!(replica_minutes > 0.0, "{rest}");
+}

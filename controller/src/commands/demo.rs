@@ -355,11 +355,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(d) => Box::pin(async move {
             tokio::select! {
                 _ = tokio::time::sleep(d.0) => "duration reached",
-                _ = tokio::signal::ctrl_c() => "interrupted",
+                () = super::shutdown_signal() => "interrupted",
             }
         }),
         None => Box::pin(async {
-            let _ = tokio::signal::ctrl_c().await;
+            super::shutdown_signal().await;
             "interrupted"
         }),
     };

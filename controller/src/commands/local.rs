@@ -507,15 +507,12 @@ async fn drive(
     let mut ticker = tokio::time::interval(spec.sync_period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Ctrl-C or SIGTERM end the run through the clean-up below, never by leaving processes behind.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
+    let stop = super::shutdown_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut ctrl_c => break,
-            _ = sigterm.recv() => break,
+            () = &mut stop => break,
         }
         if end.is_some_and(|end| tokio::time::Instant::now() >= end) {
             break;

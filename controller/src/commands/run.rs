@@ -83,30 +83,6 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 /// This replica's identity in the Lease: the pod name when the Downward API provides it.
 fn identity() -> String {
     let host = std::env::var("POD_NAME")
@@ -154,7 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            super::shutdown_signal().await;
             tracing::info!("shutdown requested");
             shutdown.cancel();
         });
