@@ -206,6 +206,8 @@ decided=0
 while [ "$decided" -lt "$n" ]; do
   sleep "$poll"
   decided=$(kubectl -n "$ns" get pa -o jsonpath='{range .items[*]}{.status.desiredReplicas}{"\n"}{end}' | grep -c '[0-9]')
+  # Progress: seconds since the start, autoscalers decided, operator RSS (KB).
+  echo "$(( $(date +%s) - t_start )) $decided $(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")" >> "$work/first-decisions.txt"
   [ $(( $(date +%s) - t_start )) -lt 1800 ] || break
 done
 first=$(( $(date +%s) - t_start ))
@@ -217,6 +219,7 @@ echo "   an autoscaler as the watch receives it (JSON, managedFields included): 
 r0=$(reconciles_of a); q0=$(requests); w0=$(date +%s)
 requests_by > "$work/requests-0.tsv"
 cpu_ticks > "$work/cpu-0.txt"
+curl -s "${op_metrics[a]}/metrics" > "$work/operator-metrics-0.txt"
 sleep "$steady"
 r1=$(reconciles_of a); q1=$(requests); w1=$(date +%s)
 requests_by > "$work/requests-1.tsv"
@@ -258,4 +261,25 @@ parts = ", ".join(f"{k} {(c1[k] - c0.get(k, 0)) / tck / window:.2f}" for k in c1
 busy = (c1.get("machine", 0) - c0.get("machine", 0)) / tck / window
 print(f"RESULT cpu_cores_used over the window: {parts}; whole machine {busy:.2f} of 2")
 PY
-grep -E '^prescient_reconcile_(errors_total|duration_seconds_(sum|count))' "$work/operator-metrics.txt" | sed 's/^/   /'
+# Wall time of one reconcile over the window (the operator's histogram, end less start).
+python3 - "$work/operator-metrics-0.txt" "$work/operator-metrics.txt" <<'PY'
+import sys
+def read(path):
+    out = {}
+    for line in open(path):
+        if line.startswith("prescient_reconcile_duration_seconds") or line.startswith("prescient_reconcile_errors_total"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+a, b = read(sys.argv[1]), read(sys.argv[2])
+d = {k: b[k] - a.get(k, 0) for k in b}
+count = d.get("prescient_reconcile_duration_seconds_count", 0)
+if count:
+    mean = d["prescient_reconcile_duration_seconds_sum"] / count
+    buckets = sorted((float(k.split('le="')[1].split('"')[0]), v) for k, v in d.items() if "_bucket{" in k)
+    def q(p):
+        return next((le for le, v in buckets if v >= p * count), float("inf"))
+    print(f"RESULT reconcile_wall_s over the window: mean {mean:.3f}, p50 <= {q(0.5)}, p90 <= {q(0.9)}, p99 <= {q(0.99)}")
+errors = {k: v for k, v in d.items() if k.startswith("prescient_reconcile_errors_total") and v}
+print("   reconcile errors over the window:", errors or "none")
+PY
