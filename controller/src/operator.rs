@@ -70,8 +70,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the state of deleted autoscalers is dropped.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How many syncs run at once (the controller's concurrency, and the slots of
-/// [`Context::with_max_concurrent_syncs`]). The controller starts a
+/// How many syncs run at once (see [`Context::with_max_concurrent_syncs`]). The controller starts a
 /// reconcile for every autoscaler of its first list at once: unbounded, 10,000 autoscalers were 10,000
 /// syncs in flight, each with its own connections to the API server and to Prometheus, and the operator
 /// ran out of file descriptors (`client error (Connect)`, Prometheus timeouts) while the API server
@@ -543,12 +542,7 @@ pub fn error_policy<M: MetricsSource>(pa: Arc<DynamicObject>, error: &Error, ctx
 pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, stop: CancellationToken) {
     let resource = api_resource();
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
-    // The runner polls every reconcile it has started on each wake-up: with 10,000 started and waiting for
-    // a sync slot, that polling took half the operator's CPU (perf, scripts/cluster-bench.sh). Bounded
-    // here, the rest wait in the scheduler instead; the sync slots of the context bound the same number.
-    let concurrency = u16::try_from(MAX_CONCURRENT_SYNCS).unwrap_or(u16::MAX);
-    let controller = Controller::new_with(api, watcher::Config::default().any_semantic(), resource)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let controller = Controller::new_with(api, watcher::Config::default().any_semantic(), resource);
     // HorizontalPodAutoscalers, for the one-autoscaler-per-workload check.
     let hpa_task = {
         let (reader, writer) = reflector::store();
