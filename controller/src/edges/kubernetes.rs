@@ -29,6 +29,9 @@ pub struct KubeScaleTarget {
     client: Client,
     /// Resolved kinds, so discovery runs once per custom kind and not on every sync.
     resources: Mutex<HashMap<(String, String), ApiResource>>,
+    /// Held while a kind is discovered, so the syncs of many autoscalers of one new kind (all of them at
+    /// start-up) wait for one discovery instead of each sending their own.
+    discovering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for KubeScaleTarget {
@@ -78,6 +81,27 @@ fn scale_error(target: &TargetRef, error: kube::Error) -> ScaleError {
     }
 }
 
+/// Maps a failed discovery: a kind the API server does not serve is not scalable (until it is), a refusal
+/// is `Forbidden`, anything else (a connection or a timeout) is transient and retried at the next sync.
+/// (Before, every failure read "kind not served": a refused connection at start-up made autoscalers of a
+/// served kind report `NotScalable`.)
+fn discovery_error(target: &TargetRef, error: kube::Error) -> ScaleError {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            ScaleError::Forbidden(format!("discovery of {}: {}", describe(target), status.message))
+        }
+        kube::Error::Api(status) if status.code == 404 => ScaleError::NotScalable(format!(
+            "{} (kind not served: {})",
+            describe(target),
+            status.message
+        )),
+        kube::Error::Discovery(missing) => {
+            ScaleError::NotScalable(format!("{} (kind not served: {missing})", describe(target)))
+        }
+        other => ScaleError::Other(format!("discovery of {}: {other}", describe(target))),
+    }
+}
+
 fn replicas_of(scale: &Scale) -> u32 {
     let replicas = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     u32::try_from(replicas).unwrap_or(0)
@@ -88,7 +112,12 @@ impl KubeScaleTarget {
         Self {
             client,
             resources: Mutex::new(HashMap::new()),
+            discovering: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn cached(&self, key: &(String, String)) -> Option<ApiResource> {
+        self.resources.lock().ok().and_then(|map| map.get(key).cloned())
     }
 
     /// The API resource (plural) of the target's kind: built in for the apps kinds, discovered otherwise.
@@ -97,23 +126,18 @@ impl KubeScaleTarget {
             return Ok(known);
         }
         let key = (target.api_version.clone(), target.kind.clone());
-        if let Some(found) = self.resources.lock().ok().and_then(|map| map.get(&key).cloned()) {
+        if let Some(found) = self.cached(&key) {
+            return Ok(found);
+        }
+        let _discovering = self.discovering.lock().await;
+        // Another sync may have discovered it while this one waited.
+        if let Some(found) = self.cached(&key) {
             return Ok(found);
         }
         let gvk = gvk_of(&target.api_version, &target.kind);
-        let (resource, capabilities) =
-            discovery::pinned_kind(&self.client, &gvk)
-                .await
-                .map_err(|e| match e {
-                    kube::Error::Api(status) if status.code == 403 => ScaleError::Forbidden(format!(
-                        "discovery of {}: {}",
-                        describe(target),
-                        status.message
-                    )),
-                    other => {
-                        ScaleError::NotScalable(format!("{} (kind not served: {other})", describe(target)))
-                    }
-                })?;
+        let (resource, capabilities) = discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| discovery_error(target, e))?;
         // Discovery names subresources by their last segment; without `scale` there is nothing to scale.
         if !capabilities
             .subresources
@@ -223,6 +247,41 @@ mod tests {
         assert_eq!(deployment.group, "apps");
         assert_eq!(deployment.version, "v1");
         assert!(well_known("example.com/v1", "Shop").is_none());
+    }
+
+    fn shop() -> TargetRef {
+        TargetRef {
+            namespace: "default".to_owned(),
+            api_version: "example.com/v1".to_owned(),
+            kind: "Shop".to_owned(),
+            name: "web".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_failed_connection_during_discovery_is_transient_not_an_unscalable_kind() {
+        // Seen at 10,000 autoscalers: connections refused at start-up were reported as "kind not served".
+        let refused = kube::Error::Service("client error (Connect)".into());
+        assert!(matches!(discovery_error(&shop(), refused), ScaleError::Other(_)));
+        let not_served = kube::Error::Api(Box::new(
+            kube::core::Status::failure("not found", "NotFound").with_code(404),
+        ));
+        assert!(matches!(
+            discovery_error(&shop(), not_served),
+            ScaleError::NotScalable(_)
+        ));
+        let missing = kube::Error::Discovery(kube::error::DiscoveryError::MissingKind("Shop".to_owned()));
+        assert!(matches!(
+            discovery_error(&shop(), missing),
+            ScaleError::NotScalable(_)
+        ));
+        let refused_by_rbac = kube::Error::Api(Box::new(
+            kube::core::Status::failure("no", "Forbidden").with_code(403),
+        ));
+        assert!(matches!(
+            discovery_error(&shop(), refused_by_rbac),
+            ScaleError::Forbidden(_)
+        ));
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use http::{Method, Request, Response, StatusCode};
@@ -318,6 +319,11 @@ pub struct FakeMetrics {
     pub points: Arc<Mutex<Vec<(i64, f64)>>>,
     pub down: Arc<AtomicBool>,
     pub calls: Arc<Mutex<Vec<(i64, i64)>>>,
+    /// How long each query takes (milliseconds), so that syncs overlap and take time.
+    pub delay_ms: Arc<AtomicU64>,
+    /// Queries in flight now, and the most there ever were at once.
+    pub in_flight: Arc<AtomicUsize>,
+    pub max_in_flight: Arc<AtomicUsize>,
 }
 
 impl FakeMetrics {
@@ -330,6 +336,10 @@ impl FakeMetrics {
     }
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(u64::try_from(delay.as_millis()).unwrap(), Ordering::SeqCst);
     }
     pub fn extend(&self, more: impl IntoIterator<Item = (i64, f64)>) {
         let mut points = self.points.lock().unwrap();
@@ -347,6 +357,10 @@ impl MetricsSource for FakeMetrics {
         _step: i64,
     ) -> Result<Vec<(i64, f64)>, MetricsError> {
         self.calls.lock().unwrap().push((start, end));
+        let now_in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now_in_flight, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(MetricsError::Unavailable("connection refused (test)".to_owned()));
         }
@@ -385,20 +399,28 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(points: Vec<(i64, f64)>, now: i64) -> Self {
+        Self::with_max_concurrent_syncs(points, now, prescient::operator::MAX_CONCURRENT_SYNCS)
+    }
+
+    /// A harness whose context lets at most `syncs` syncs run at once.
+    pub fn with_max_concurrent_syncs(points: Vec<(i64, f64)>, now: i64, syncs: usize) -> Self {
         let api = FakeApi::default();
         let metrics_source = FakeMetrics::new(points);
         let clock = ManualClock::new(now);
-        let ctx = Arc::new(Context::new(
-            api.client(),
-            metrics_source.clone(),
-            Arc::new(Metrics::new()),
-            DashboardStore::default(),
-            Arc::new(clock.clone()),
-            Reporter {
-                controller: "prescient".to_owned(),
-                instance: Some("test".to_owned()),
-            },
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                api.client(),
+                metrics_source.clone(),
+                Arc::new(Metrics::new()),
+                DashboardStore::default(),
+                Arc::new(clock.clone()),
+                Reporter {
+                    controller: "prescient".to_owned(),
+                    instance: Some("test".to_owned()),
+                },
+            )
+            .with_max_concurrent_syncs(syncs),
+        );
         Self {
             api,
             metrics_source,
@@ -421,4 +443,27 @@ pub fn condition(status: &Value, type_: &str) -> Value {
         .as_array()
         .and_then(|list| list.iter().find(|c| c["type"] == type_).cloned())
         .unwrap_or_else(|| panic!("no {type_} condition in {status:#}"))
+}
+
+/// When `action` requeues, in seconds. kube-runtime's `Action` has no accessor and equality needs the
+/// exact duration, which now depends on how long the sync took: its `Debug` form (`Action { requeue_after:
+/// Some(29.99763126s) }`, a `Duration`'s `Debug`) is the one view of it.
+pub fn requeue_secs(action: &kube::runtime::controller::Action) -> Option<f64> {
+    let text = format!("{action:?}");
+    let inner = text.split("Some(").nth(1)?.split(')').next()?;
+    let (number, scale) = [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)]
+        .iter()
+        .find_map(|(unit, scale)| inner.strip_suffix(unit).map(|n| (n, *scale)))?;
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+/// `action` requeues at the sync period (`period` seconds) less the little the sync took.
+pub fn assert_requeued_at_period(action: &kube::runtime::controller::Action, period: u64, what: &str) {
+    let after = requeue_secs(action).unwrap_or_else(|| panic!("{what}: not requeued ({action:?})"));
+    #[allow(clippy::cast_precision_loss)]
+    let period = period as f64;
+    assert!(
+        after <= period && after > period - 2.0,
+        "{what}: requeued after {after} s, not at the {period} s period"
+    );
 }
