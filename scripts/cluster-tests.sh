@@ -161,9 +161,18 @@ test_crd() {
     fail "a minimal autoscaler was refused: $out"
   fi
 
-  # Printer columns.
-  out=$(kubectl -n "$ns" get pa 2>&1)
-  if echo "$out" | head -1 | grep -Eq '^NAME +TARGET +CURRENT +DESIRED +MODEL +ERROR +AGE$' && echo "$out" | grep -Eq '^defaults +web '; then
+  # Printer columns. Retried for a few seconds: right after the CRD is established, kubectl's discovery
+  # and the server's table conversion can lag (seen once: a failure that a re-run did not repeat).
+  local columns_ok=no
+  for _ in $(seq 1 10); do
+    out=$(kubectl -n "$ns" get pa 2>&1)
+    if echo "$out" | head -1 | grep -Eq '^NAME +TARGET +CURRENT +DESIRED +MODEL +ERROR +AGE$' && echo "$out" | grep -Eq '^defaults +web '; then
+      columns_ok=yes
+      break
+    fi
+    sleep 1
+  done
+  if [ "$columns_ok" = yes ]; then
     pass "kubectl get pa shows NAME TARGET CURRENT DESIRED MODEL ERROR AGE"
   else
     fail "kubectl get pa columns: $out"

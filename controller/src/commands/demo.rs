@@ -331,6 +331,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(renderer),
     );
     let server = dashboard::serve(args.dashboard.dashboard_addr, app).await?;
+    // Ctrl-C and SIGTERM stop the replay with its summary, from the moment the dashboard is announced.
+    let interrupted = super::shutdown_signal();
     print_stdout(&format!("Dashboard: {}\n", server.url()))?;
     print_stdout(&format!(
         "Replaying {} from {} at {}x ({} virtual per sync); capacity {:.2} per replica, start-up {}\n",
@@ -355,11 +357,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(d) => Box::pin(async move {
             tokio::select! {
                 _ = tokio::time::sleep(d.0) => "duration reached",
-                () = super::shutdown_signal() => "interrupted",
+                () = interrupted => "interrupted",
             }
         }),
         None => Box::pin(async {
-            super::shutdown_signal().await;
+            interrupted.await;
             "interrupted"
         }),
     };

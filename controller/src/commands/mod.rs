@@ -33,27 +33,39 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C: how a terminal, `timeout`, systemd or Kubernetes ask a command to
-/// stop.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+/// A future that resolves on SIGTERM or Ctrl-C: how a terminal, `timeout`, systemd or Kubernetes ask a
+/// command to stop. The handlers are installed when this is called, not when the future is first
+/// polled: a signal arriving in between would otherwise take the default action and kill the process
+/// (seen as a flaky non-zero exit after SIGTERM in `tests/operator_cli.rs` on a loaded machine). Call it
+/// inside the runtime, before announcing that the command started.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                () = received(&mut terminate) => {},
+                () = received(&mut interrupt) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+/// Waits for the signal; never, when its handler could not be installed.
+#[cfg(unix)]
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        None => std::future::pending::<()>().await,
     }
 }

@@ -129,8 +129,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
+        let stop = super::shutdown_signal();
         tokio::spawn(async move {
-            super::shutdown_signal().await;
+            stop.await;
             tracing::info!("shutdown requested");
             shutdown.cancel();
         });
