@@ -458,10 +458,27 @@ async fn the_period_counts_from_the_start_of_a_sync() {
 /// and the operator ran out of connections (scripts/cluster-bench.sh).
 #[tokio::test]
 async fn at_most_the_configured_number_of_syncs_run_at_once() {
-    let now = T0 + 30 * 60;
-    let h = Harness::with_max_concurrent_syncs(samples(T0, now, 60, |_| 250.0), now, 2);
-    h.metrics_source.set_delay(Duration::from_millis(50));
     let names: Vec<String> = (0..6).map(|i| format!("app-{i}")).collect();
+    let (h, most) = syncs_in_flight(2, &names).await;
+    assert!(most <= 2, "{most} syncs ran at once, the limit is 2");
+    for name in &names {
+        assert_eq!(
+            h.api.replicas(name),
+            Some(3),
+            "{name} synced after waiting for a slot"
+        );
+    }
+    // Without the limit they would all have run at once (so the check above means something).
+    let (_, most) = syncs_in_flight(64, &names).await;
+    assert_eq!(most, 6);
+}
+
+/// Reconciles one autoscaler per name at once, each sync's metrics query taking 50 ms, with at most
+/// `limit` syncs at once; returns the harness and the most syncs that were in flight together.
+async fn syncs_in_flight(limit: usize, names: &[String]) -> (Harness, usize) {
+    let now = T0 + 30 * 60;
+    let h = Harness::with_max_concurrent_syncs(samples(T0, now, 60, |_| 250.0), now, limit);
+    h.metrics_source.set_delay(Duration::from_millis(50));
     let pas: Vec<_> = names
         .iter()
         .map(|name| {
@@ -474,30 +491,5 @@ async fn at_most_the_configured_number_of_syncs_run_at_once() {
         .metrics_source
         .max_in_flight
         .load(std::sync::atomic::Ordering::SeqCst);
-    assert!(most <= 2, "{most} syncs ran at once, the limit is 2");
-    for name in &names {
-        assert_eq!(
-            h.api.replicas(name),
-            Some(3),
-            "{name} synced after waiting for a slot"
-        );
-    }
-
-    // Without the limit they would all have run at once (so the check above means something).
-    let h = Harness::with_max_concurrent_syncs(samples(T0, now, 60, |_| 250.0), now, 64);
-    h.metrics_source.set_delay(Duration::from_millis(50));
-    let pas: Vec<_> = names
-        .iter()
-        .map(|name| {
-            h.api.add_deployment(name, 1);
-            autoscaler(name, reactive_spec(name))
-        })
-        .collect();
-    futures::future::join_all(pas.iter().map(|pa| h.reconcile(pa))).await;
-    assert_eq!(
-        h.metrics_source
-            .max_in_flight
-            .load(std::sync::atomic::Ordering::SeqCst),
-        6
-    );
+    (h, most)
 }
