@@ -44,10 +44,9 @@
 use std::{collections::VecDeque, time::Duration};
 
 use crate::{
-    core::{PolicyType, SelectPolicy},
     policy::{self, Decision, DecisionReason, RecentRecommendations},
     sim::{SimDecision, SimPolicy, SimView, secs},
-    spec::{DirectionRules, REACTIVE_TOLERANCE, RatePolicy, ScalingBehavior, ScalingSpec},
+    spec::{ScalingBehavior, ScalingSpec},
 };
 
 /// Why a PHPA setting is invalid.
@@ -153,38 +152,19 @@ pub struct PhpaParams {
     pub behavior: ScalingBehavior,
 }
 
-/// `fillBehaviorDefaults` of PHPA's controller.
+/// `fillBehaviorDefaults` of PHPA's controller: the HPA's defaults, with every rate policy's period a
+/// minute instead of 15 s.
 pub fn phpa_default_behavior() -> ScalingBehavior {
-    let minute = Duration::from_secs(60);
-    ScalingBehavior {
-        scale_up: DirectionRules {
-            tolerance: REACTIVE_TOLERANCE,
-            stabilization_window: Duration::ZERO,
-            select_policy: SelectPolicy::Max,
-            policies: vec![
-                RatePolicy {
-                    policy_type: PolicyType::Percent,
-                    value: 100,
-                    period: minute,
-                },
-                RatePolicy {
-                    policy_type: PolicyType::Pods,
-                    value: 4,
-                    period: minute,
-                },
-            ],
-        },
-        scale_down: DirectionRules {
-            tolerance: REACTIVE_TOLERANCE,
-            stabilization_window: Duration::from_secs(300),
-            select_policy: SelectPolicy::Max,
-            policies: vec![RatePolicy {
-                policy_type: PolicyType::Percent,
-                value: 100,
-                period: minute,
-            }],
-        },
+    let mut behavior = ScalingBehavior::default();
+    for policy in behavior
+        .scale_up
+        .policies
+        .iter_mut()
+        .chain(behavior.scale_down.policies.iter_mut())
+    {
+        policy.period = Duration::from_secs(60);
     }
+    behavior
 }
 
 impl PhpaParams {
