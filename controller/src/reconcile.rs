@@ -5,6 +5,12 @@
 //! after the last one it has (plus one step again, so a late scrape that changed the newest point is
 //! picked up). Failures never scale down: a metrics error holds the current replicas, and the report
 //! says why, for the status conditions, the events and the dashboard.
+//!
+//! A range query answers points on its step's grid, so with a coarse `forecast.step` the newest one can
+//! be a whole step old. When it is older than a sync period, the demand now is asked for apart (the same
+//! query, evaluated at `now` alone) and given to the reactive floor, as the HPA reads its metric at each
+//! sync: a rise is then met one sync late, not one step late. That read is best effort: if it fails,
+//! the newest history point stands in, as before.
 
 use prescient_model::TimeSeries;
 
@@ -114,6 +120,7 @@ impl Autoscaler {
 /// Runs the pure core on a blocking thread so one slow fit never stalls other autoscalers' syncs.
 async fn run_core(
     autoscaler: &mut Autoscaler,
+    observed: Option<f64>,
     replicas: ReplicaState,
     now: i64,
 ) -> Result<SyncOutcome, MetricsError> {
@@ -126,7 +133,7 @@ async fn run_core(
         .unwrap_or_else(|| AutoscalerCore::new(autoscaler.spec.clone()));
     let spec = autoscaler.spec.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let outcome = core.sync(&history, replicas, now);
+        let outcome = core.sync_observed(&history, observed, replicas, now);
         (core, outcome)
     })
     .await;
@@ -141,6 +148,30 @@ async fn run_core(
             let outcome = core.hold(replicas, now, format!("forecast task failed: {join_error}"));
             autoscaler.core = Some(core);
             Ok(outcome)
+        }
+    }
+}
+
+/// The demand at `now` when the history's newest point is older than a sync period (see the module
+/// doc); `None` when it is not, or when the read fails or answers nothing newer and finite.
+async fn demand_now<M: MetricsSource>(autoscaler: &Autoscaler, metrics: &M, now: i64) -> Option<f64> {
+    let newest = autoscaler.history.as_ref()?.last_finite()?.0;
+    let sync_period = i64::try_from(autoscaler.spec.sync_period.as_secs()).unwrap_or(i64::MAX);
+    if now - newest <= sync_period {
+        return None;
+    }
+    match metrics
+        .range(&autoscaler.query, now, now, autoscaler.step_seconds())
+        .await
+    {
+        Ok(points) => points
+            .into_iter()
+            .filter(|&(at, value)| at > newest && value.is_finite() && value >= 0.0)
+            .max_by_key(|&(at, _)| at)
+            .map(|(_, value)| value),
+        Err(error) => {
+            tracing::debug!(%error, "demand now unavailable; the newest history point stands in");
+            None
         }
     }
 }
@@ -177,15 +208,19 @@ pub async fn sync_once<M: MetricsSource, S: ScaleTarget>(
         .await;
     // Counted before merging, so a batch the cache rejects still shows how many points came back.
     let fetched_points = fetched.as_ref().map_or(0, Vec::len);
-    let decided = match fetched {
-        Ok(points) => match autoscaler.merge(&points, now) {
-            Ok(()) => run_core(autoscaler, replicas, now).await,
-            Err(error) => Err(error),
-        },
+    let merged = match fetched {
+        Ok(points) => autoscaler.merge(&points, now),
         // An empty answer after we already have history means the newest points are not there yet:
         // decide on what we have (the core notices if it is stale).
         Err(MetricsError::Empty(_)) if autoscaler.history.as_ref().is_some_and(|h| h.finite_len() > 0) => {
-            run_core(autoscaler, replicas, now).await
+            Ok(())
+        }
+        Err(error) => Err(error),
+    };
+    let decided = match merged {
+        Ok(()) => {
+            let observed = demand_now(autoscaler, metrics, now).await;
+            run_core(autoscaler, observed, replicas, now).await
         }
         Err(error) => Err(error),
     };

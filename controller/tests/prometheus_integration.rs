@@ -309,6 +309,16 @@ async fn adapter_against_real_prometheus() {
         .collect();
     assert_eq!(&history.values()[history.len() - 10..], tail.as_slice());
 
+    // 4b. A range of one instant off the grid (how the reconcile loop reads the demand now when the
+    // newest step is old) answers that instant, with the newest sample before it.
+    let between = first + 100 * STEP + STEP / 2;
+    let instant = prometheus
+        .range("prescient_demand", between, between, STEP)
+        .await
+        .unwrap();
+    let sample_before = points.iter().find(|(t, _)| *t == first + 100 * STEP).unwrap().1;
+    assert_eq!(instant, vec![(between, sample_before)]);
+
     // 5. A full sync makes the decision the pure core makes on the same trace.
     let at = last;
     let mut fresh = Autoscaler::new(spec(), "prescient_demand".to_owned(), target());

@@ -15,12 +15,13 @@ use prescient::{
 const STEP: i64 = 60;
 
 /// A metrics source over fixed points that records every range it was asked for; `stray` points are
-/// added to the next answer only.
+/// added to the next answer only; a query at a single instant is answered `now` (an error when `None`).
 struct FakeMetrics {
     points: Vec<(i64, f64)>,
     down: Mutex<bool>,
     stray: Mutex<Vec<(i64, f64)>>,
     asked: Mutex<Vec<(i64, i64)>>,
+    now: Mutex<Option<f64>>,
 }
 
 impl FakeMetrics {
@@ -30,6 +31,7 @@ impl FakeMetrics {
             down: Mutex::new(false),
             stray: Mutex::new(Vec::new()),
             asked: Mutex::new(Vec::new()),
+            now: Mutex::new(Some(f64::NAN)),
         }
     }
 }
@@ -45,6 +47,12 @@ impl MetricsSource for FakeMetrics {
         self.asked.lock().unwrap().push((start, end));
         if *self.down.lock().unwrap() {
             return Err(MetricsError::Unavailable("connection refused".into()));
+        }
+        if start == end && !self.points.iter().any(|&(t, _)| t == start) {
+            return match *self.now.lock().unwrap() {
+                Some(value) => Ok(vec![(start, value)]),
+                None => Err(MetricsError::Timeout(std::time::Duration::from_secs(5))),
+            };
         }
         let mut answer: Vec<(i64, f64)> = self
             .points
@@ -102,6 +110,10 @@ impl ScaleTarget for FakeTarget {
 }
 
 fn spec(mode: Mode) -> ScalingSpec {
+    spec_with_step(mode, "1m")
+}
+
+fn spec_with_step(mode: Mode, step: &str) -> ScalingSpec {
     ScalingSpec::from_resource(&PredictiveAutoscalerSpec {
         scale_target_ref: ScaleTargetRef {
             api_version: "apps/v1".into(),
@@ -116,6 +128,7 @@ fn spec(mode: Mode) -> ScalingSpec {
         },
         forecast: ForecastSpec {
             history: "2d".into(),
+            step: step.into(),
             ..ForecastSpec::default()
         },
         behavior: None,
@@ -316,4 +329,46 @@ async fn forecast_only_mode_never_writes_to_the_target() {
     assert!(report.outcome.decision.desired_replicas > 1, "it still decides");
     assert!(report.scaled_to.is_none());
     assert!(target.writes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn with_a_coarse_step_the_floor_follows_the_demand_now_not_the_newest_step() {
+    // Five-minute steps at 100 (10 replicas of 10); 4 minutes past the newest point, demand is 400.
+    let grid = 2 * 86_400;
+    let now = grid + 240;
+    let points: Vec<(i64, f64)> = (0..=grid / 300).map(|i| (i * 300, 100.0)).collect();
+    let sync = |metrics: FakeMetrics| async move {
+        let target = FakeTarget::new(10);
+        let mut autoscaler = Autoscaler::new(spec_with_step(Mode::Scale, "5m"), "q".into(), target_ref());
+        let report = sync_once(&mut autoscaler, &metrics, &target, now).await;
+        (report, metrics)
+    };
+
+    let fresh = FakeMetrics::new(points.clone());
+    *fresh.now.lock().unwrap() = Some(400.0);
+    let (report, fresh) = sync(fresh).await;
+    assert!(report.metrics_error.is_none(), "{:?}", report.metrics_error);
+    assert!(
+        fresh.asked.lock().unwrap().contains(&(now, now)),
+        "the demand now is read"
+    );
+    assert_eq!(report.outcome.observed_demand, Some(400.0));
+    // 40 replicas are needed; the HPA's default scale-up limit (100 % per period) allows 20 at once.
+    assert!(
+        report.outcome.decision.desired_replicas >= 20,
+        "the floor follows the demand now: {}",
+        report.outcome.decision.desired_replicas
+    );
+
+    // The read fails: the sync still decides, on the newest step (no hold, no error reported).
+    let failing = FakeMetrics::new(points);
+    *failing.now.lock().unwrap() = None;
+    let (report, _) = sync(failing).await;
+    assert!(report.metrics_error.is_none(), "{:?}", report.metrics_error);
+    assert_eq!(report.outcome.observed_demand, Some(100.0));
+    assert!(
+        report.outcome.decision.desired_replicas < 20,
+        "{}",
+        report.outcome.decision.desired_replicas
+    );
 }
