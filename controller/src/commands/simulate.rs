@@ -65,8 +65,8 @@ pub struct Args {
     /// The predictive policy's risk knob: the probability that the peak demand of each decision window
     /// is served (comma-separated values replay one each). Default 0.9, or with --frontier 25 values
     /// from 0.3 to 0.999, about evenly spaced in log(1 − q) (both ends matter: on smooth traffic even
-    /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8; between them,
-    /// a sparse grid leaves the cost of each HPA setting between two predictive points).
+    /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8), then 3 more
+    /// between any two neighbours whose cost or shortfall brackets an HPA setting's.
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -383,16 +383,29 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     let progress = Progress::default();
     settings.progress = Some(progress.clone());
 
-    let labels = labels(&kinds);
     let span_seconds = u64::try_from(trace.end() - trace.start()).unwrap_or(0);
-    let reporter = Reporter::start(
-        format!("{} policy replay(s)", kinds.len()),
-        span_seconds.saturating_mul(kinds.len() as u64),
-        progress,
-    );
-    let runs = run_all(&trace, &settings, &kinds, args.jobs.max(1));
-    reporter.finish();
-    let runs = runs?;
+    let replay = |kinds: &[PolicyKind]| {
+        let reporter = Reporter::start(
+            format!("{} policy replay(s)", kinds.len()),
+            span_seconds.saturating_mul(kinds.len() as u64),
+            progress.clone(),
+        );
+        let runs = run_all(&trace, &settings, kinds, args.jobs.max(1));
+        reporter.finish();
+        runs
+    };
+    let mut runs = replay(&kinds)?;
+    let mut kinds = kinds;
+    if args.frontier && args.quantile.is_empty() {
+        // The default sweep is fixed before anything is known of the trace; where an HPA setting's cost
+        // or shortfall falls between two of its points, the setting a user would pick lies between them.
+        let refined = refined_kinds(&kinds, &runs, args.predictive_utilization);
+        if !refined.is_empty() {
+            runs.extend(replay(&refined)?);
+            kinds.extend(refined);
+        }
+    }
+    let labels = labels(&kinds);
 
     let evaluated_from = trace.start() + i64::try_from(settings.warmup.as_secs()).unwrap_or(i64::MAX);
     let summary = Summary {
@@ -466,6 +479,63 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     } else {
         print_stdout(&text_table(&summary))
     }
+}
+
+/// Quantiles added between two neighbours of the sweep that bracket an HPA setting's cost or
+/// shortfall, evenly in `log(1 − q)` as the sweep itself.
+const REFINE_BETWEEN: usize = 3;
+
+/// The predictive replays that refine a `--frontier` sweep: for each HPA setting, the two neighbouring
+/// quantiles whose replica-minutes (and, apart, whose minutes short) bracket the setting's get
+/// [`REFINE_BETWEEN`] quantiles between them, so that the headline comparisons read off real settings
+/// near the HPA's instead of the nearest of a coarse grid.
+fn refined_kinds(kinds: &[PolicyKind], runs: &[(SimRun, f64)], utilization: f64) -> Vec<PolicyKind> {
+    let mut hpa = Vec::new();
+    let mut predictive = Vec::new();
+    for (kind, (run, _)) in kinds.iter().zip(runs) {
+        let point = (run.metrics.replica_minutes, run.metrics.underprovisioned_minutes);
+        match kind {
+            PolicyKind::Reactive { .. } => hpa.push(point),
+            PolicyKind::Predictive { quantile, .. } => predictive.push((*quantile, point)),
+            _ => {}
+        }
+    }
+    refinement_quantiles(&hpa, &mut predictive)
+        .into_iter()
+        .map(|quantile| PolicyKind::Predictive {
+            quantile,
+            utilization,
+        })
+        .collect()
+}
+
+/// See [`refined_kinds`]: `hpa` and `predictive` are (replica-minutes, minutes short) points, the
+/// latter by quantile. Returns the new quantiles, rounded to four decimals, without those swept.
+fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]) -> Vec<f64> {
+    predictive.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let brackets = |value: f64, a: f64, b: f64| a.min(b) <= value && value <= a.max(b) && a != b;
+    let mut added: Vec<f64> = Vec::new();
+    for pair in predictive.windows(2) {
+        let ((low_q, (low_cost, low_short)), (high_q, (high_cost, high_short))) = (pair[0], pair[1]);
+        let wanted = hpa.iter().any(|&(cost, short)| {
+            brackets(cost, low_cost, high_cost) || brackets(short, low_short, high_short)
+        });
+        if !wanted {
+            continue;
+        }
+        let (from, to) = ((1.0 - low_q).ln(), (1.0 - high_q).ln());
+        for k in 1..=REFINE_BETWEEN {
+            let t = k as f64 / (REFINE_BETWEEN + 1) as f64;
+            let q = ((1.0 - (from + t * (to - from)).exp()) * 10_000.0).round() / 10_000.0;
+            let known = |x: &f64| (x - q).abs() < 1e-9;
+            if q > low_q && q < high_q && !added.iter().any(known) && !predictive.iter().any(|p| known(&p.0))
+            {
+                added.push(q);
+            }
+        }
+    }
+    added.sort_by(f64::total_cmp);
+    added
 }
 
 /// Replays every policy, `jobs` at a time (each replay is independent and single-threaded).
@@ -683,4 +753,30 @@ fn versus_text(title: &str, peer: &str, rows: &[sim::frontier::VersusHpa]) -> St
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_is_refined_only_between_neighbours_that_bracket_an_hpa_setting() {
+        // HPA at 381 replica-minutes, 4,862 short. Between q0.6 and q0.7 its cost (and its shortfall)
+        // fall; between q0.3 and q0.6 neither does, nor between q0.7 and q0.9.
+        let hpa = [(381.0, 4862.0)];
+        let mut predictive = vec![
+            (0.7, (391.0, 2513.0)),
+            (0.3, (296.0, 5137.0)),
+            (0.6, (320.0, 4980.0)),
+            (0.9, (602.0, 812.0)),
+        ];
+        let added = refinement_quantiles(&hpa, &mut predictive);
+        // Evenly in log(1 − q) between 0.6 and 0.7: 1 − 0.4 · 0.75^(k/4).
+        assert_eq!(added, vec![0.6278, 0.6536, 0.6776]);
+        // Already refined: nothing added twice.
+        predictive.extend(added.iter().map(|q| (*q, (350.0, 3000.0))));
+        let again = refinement_quantiles(&hpa, &mut predictive);
+        assert!(again.iter().all(|q| !added.contains(q)), "{again:?}");
+        assert!(refinement_quantiles(&[], &mut predictive).is_empty());
+    }
 }
