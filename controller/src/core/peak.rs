@@ -35,6 +35,10 @@
 //!   coarse steps (30 minutes, a 2-minute window) the certain ones are most of them. Pooled, they would
 //!   set the quantile and leave every step change unprovisioned (Mondrian conformal prediction: each
 //!   kind of window is calibrated on its own kind).
+//! - A level finer than the scores of its kind resolve (more than `n/(n + 1)`) is read off an
+//!   exponential tail fitted to the excesses over the `⌈√n⌉`-th largest score, rather than capped at
+//!   the largest: with coarse steps a kind of window is seen a few hundred times a day, and a cap made
+//!   every quantile above 0.99 provision the same.
 //! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
 //!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
 //!   changes. With a quantile the error is a window whose peak exceeded what was provisioned; with an
@@ -200,14 +204,44 @@ impl Scores {
         }
     }
 
-    /// The conformal quantile at `level` (with the finite-sample correction).
+    /// The conformal quantile at `level` (with the finite-sample correction), extrapolated beyond the
+    /// largest score (see [`Scores::beyond_largest`]).
     fn quantile(&self, level: f64) -> Option<f64> {
         let n = self.sorted.len();
         if n < MIN_SCORES {
             return None;
         }
         let rank = ((n as f64 + 1.0) * level).ceil() as usize;
-        Some(self.sorted[rank.clamp(1, n) - 1])
+        if rank > n {
+            return Some(self.beyond_largest(level));
+        }
+        Some(self.sorted[rank.max(1) - 1])
+    }
+
+    /// A level the scores cannot resolve (a kind of window seen a few hundred times a day, or a
+    /// quantile close to 1): the conformal quantile is infinite there, and capping it at the largest
+    /// score made every such level provision the same, so a higher quantile bought nothing. Instead the
+    /// tail above the ⌈√n⌉-th largest score is taken as exponential (peaks over a threshold, the
+    /// excesses' mean as its scale), down to a tail probability ten times smaller than the scores
+    /// resolve, and never below the largest score.
+    fn beyond_largest(&self, level: f64) -> f64 {
+        let n = self.sorted.len();
+        let largest = self.sorted[n - 1];
+        let excesses = ((n as f64).sqrt().ceil() as usize).clamp(2, n - 1);
+        let threshold = self.sorted[n - 1 - excesses];
+        let scale = self.sorted[n - excesses..]
+            .iter()
+            .map(|s| s - threshold)
+            .sum::<f64>()
+            / excesses as f64;
+        let resolved = 1.0 / (n as f64 + 1.0);
+        let tail = (1.0 - level).max(resolved / 10.0);
+        let extrapolated = threshold + scale * (excesses as f64 * resolved / tail).ln();
+        if extrapolated.is_finite() {
+            extrapolated.max(largest)
+        } else {
+            largest
+        }
     }
 }
 
@@ -768,6 +802,31 @@ mod tests {
         let near = calibrator.scores[0][Unit::Spread.index()].quantile(0.9).unwrap();
         let far = calibrator.scores[1][Unit::Spread.index()].quantile(0.9).unwrap();
         assert!(far > near + 0.5, "near {near}, far {far}");
+    }
+
+    #[test]
+    fn beyond_the_largest_score_a_higher_level_still_buys_more_headroom() {
+        // 2,000 scores from a unit exponential: its 0.9999 quantile is ln 10⁴ ≈ 9.21, beyond what 2,000
+        // scores resolve (1/2001). Capped at the largest score, every level past 0.9995 was the same.
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut scores = Scores::default();
+        for i in 0..2000 {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            scores.push(i, -u.ln());
+        }
+        let largest = *scores.sorted.last().unwrap();
+        let at = |level: f64| scores.quantile(level).unwrap();
+        let exact = 10_000f64.ln();
+        assert!(
+            (at(0.9999) - exact).abs() / exact < 0.2,
+            "q0.9999 {} vs {exact} (largest score {largest})",
+            at(0.9999)
+        );
+        assert!(at(0.99999) > at(0.9999) && at(0.9999) >= largest);
+        // Within what the scores resolve, the conformal quantile as before.
+        assert_eq!(at(0.9), scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1]);
+        // Bounded: at level 1, a tail ten times smaller than the scores resolve.
+        assert!(at(1.0).is_finite() && (at(1.0) - at(1.0 - 1.0 / 20_010.0)).abs() < 1e-9);
     }
 
     #[test]
