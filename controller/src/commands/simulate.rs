@@ -348,7 +348,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     drop(points);
     let trace = DemandTrace::new(&series)?;
     drop(series);
-    let kinds = policy_kinds(args)?;
+    let mut kinds = policy_kinds(args)?;
     if kinds.is_empty() {
         bail!("no policy selected");
     }
@@ -395,7 +395,6 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
         runs
     };
     let mut runs = replay(&kinds)?;
-    let mut kinds = kinds;
     if args.frontier && args.quantile.is_empty() {
         // The default sweep is fixed before anything is known of the trace; where an HPA setting's cost
         // or shortfall falls between two of its points, the setting a user would pick lies between them.

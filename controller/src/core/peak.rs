@@ -236,12 +236,8 @@ impl Scores {
             / excesses as f64;
         let resolved = 1.0 / (n as f64 + 1.0);
         let tail = (1.0 - level).max(resolved / 10.0);
-        let extrapolated = threshold + scale * (excesses as f64 * resolved / tail).ln();
-        if extrapolated.is_finite() {
-            extrapolated.max(largest)
-        } else {
-            largest
-        }
+        // `max` also keeps the largest score should the fit be NaN.
+        (threshold + scale * (excesses as f64 * resolved / tail).ln()).max(largest)
     }
 }
 
