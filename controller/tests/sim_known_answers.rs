@@ -310,3 +310,28 @@ fn a_replay_without_rows_has_the_same_figures_and_reports_its_progress() {
         "progress counts the whole replay"
     );
 }
+
+#[test]
+fn prescient_scale_down_stabilization_is_its_own_and_the_hpa_keeps_its_300_s() {
+    // 100 for an hour, then 20: the rule holds the old count for its scale-down window after the drop
+    // is in its decision window. A 60 s window for Prescient releases the pods 240 s sooner; the HPA
+    // replayed beside it keeps its 300 s.
+    let trace = step_trace(100.0, 20.0, 60, 30);
+    let first_below = |run: &prescient::sim::SimRun| {
+        run.rows
+            .iter()
+            .find(|r| r.timestamp >= 60 * STEP && r.desired_replicas < 10)
+            .map(|r| r.timestamp)
+            .unwrap()
+    };
+    let (mut short_window, default) = (settings(), settings());
+    short_window.predictive_scale_down_stabilization = Some(Duration::from_secs(60));
+    let perfect = PolicyKind::PerfectForecast { utilization: 1.0 };
+    let hpa = PolicyKind::Reactive { utilization: 1.0 };
+    let released_at = |settings: &SimSettings, kind| first_below(&simulate(&trace, settings, kind).unwrap());
+    assert_eq!(
+        released_at(&default, perfect) - released_at(&short_window, perfect),
+        240
+    );
+    assert_eq!(released_at(&default, hpa), released_at(&short_window, hpa));
+}

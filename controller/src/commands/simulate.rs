@@ -82,6 +82,11 @@ pub struct Args {
     /// Predictive lead time (default: start-up delay plus jitter).
     #[arg(long, allow_hyphen_values = true)]
     pub lead_time: Option<HumanDuration>,
+    /// Prescient's scale-down stabilization window, as its `behavior.scaleDown.stabilizationWindowSeconds`
+    /// sets it (default: the HPA's 300 s, as a PredictiveAutoscaler without one gets; the HPA replayed
+    /// beside it keeps 300 s).
+    #[arg(long, allow_hyphen_values = true)]
+    pub predictive_scale_down_stabilization: Option<HumanDuration>,
     #[arg(long, allow_hyphen_values = true, default_value = "1h")]
     pub refit_interval: HumanDuration,
     /// `auto` or a model name (naive, seasonal_naive, holt_winters, mstl, linear, svr).
@@ -371,6 +376,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     settings.model = model;
     settings.horizon = args.horizon.map(|h| h.0);
     settings.lead_time = args.lead_time.map(|l| l.0);
+    settings.predictive_scale_down_stabilization = args.predictive_scale_down_stabilization.map(|w| w.0);
     args.peers.apply(&mut settings)?;
     let span = std::time::Duration::from_secs(u64::try_from(trace.end() - trace.start()).unwrap_or(0));
     settings.warmup = match args.warmup {

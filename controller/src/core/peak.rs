@@ -35,6 +35,11 @@
 //!   coarse steps (30 minutes, a 2-minute window) the certain ones are most of them. Pooled, they would
 //!   set the quantile and leave every step change unprovisioned (Mondrian conformal prediction: each
 //!   kind of window is calibrated on its own kind).
+//!   Windows are also told apart by the phase of the step they start in (its first sixteenth, eighth,
+//!   quarter, half, or second half): at the start of a step the demand observed now is still a rate
+//!   over the step before, so the window's start is not yet known, while later it is. Pooled, the
+//!   later windows' near certainty left the start of every rising step short and, once a long
+//!   stabilization window stopped hiding it, a scale-down right after each step began.
 //! - A level finer than the scores of its kind resolve (more than `n/(n + 1)`) is read off an
 //!   exponential tail fitted to the excesses over the `⌈√n⌉`-th largest score, rather than capped at
 //!   the largest: with coarse steps a kind of window is seen a few hundred times a day, and a cap made
@@ -178,8 +183,8 @@ struct PendingWindow {
     /// The peak that was provisioned (after calibration), for the miss signal; `None` before the
     /// calibration had enough windows (such a window does not move the level).
     provisioned: Option<f64>,
-    /// History steps the window reaches beyond the history's end when planned (its kind).
-    reach: usize,
+    /// Its kind ([`window_kind`]): how far it reaches beyond the history, and where in the step it starts.
+    kind: usize,
 }
 
 /// Realised scores of one kind of window over the lookback.
@@ -320,7 +325,7 @@ impl PeakCalibrator {
         Self {
             signal,
             pending: VecDeque::new(),
-            scores: vec![Default::default(); MAX_REACH_STEPS + 1],
+            scores: vec![Default::default(); (MAX_REACH_STEPS + 1) * PHASES],
             headroom: Headroom::default(),
             level: None,
             alpha: signal.target_rate(),
@@ -389,7 +394,7 @@ impl PeakCalibrator {
             for unit in Unit::ALL {
                 let score = (realised - window.forecast_peak) / window.units[unit.index()];
                 if score.is_finite() {
-                    self.scores[window.reach][unit.index()].push(window.to, score);
+                    self.scores[window.kind][unit.index()].push(window.to, score);
                 }
             }
         }
@@ -451,12 +456,10 @@ impl PeakCalibrator {
         let forecast_peak = forecast_peak.max(0.0);
         let level = self.level.map(|(_, level)| level);
         let units = Unit::ALL.map(|unit| unit.of(forecast_peak, spread, level));
-        let reach = usize::try_from((to - history_end).div_euclid(step_seconds.max(1)))
-            .unwrap_or(0)
-            .min(MAX_REACH_STEPS);
+        let kind = window_kind(from, to, history_end, step_seconds);
         let at = self.level();
         let headroom = Unit::ALL.map(|unit| {
-            self.scores[reach][unit.index()]
+            self.scores[kind][unit.index()]
                 .quantile(at)
                 .map(|q| units[unit.index()] * q)
         });
@@ -475,7 +478,7 @@ impl PeakCalibrator {
             forecast_peak,
             units,
             provisioned,
-            reach,
+            kind,
         });
         provisioned
     }
@@ -498,6 +501,36 @@ impl PeakCalibrator {
             }
         });
     }
+}
+
+/// Phases of the step a window can start in, told apart ([`window_kind`]).
+const PHASES: usize = 5;
+
+/// The kind of a window `[from, to]` planned with the history's last point at `history_end` on a grid
+/// of `step_seconds`: how many steps it reaches beyond the history (up to [`MAX_REACH_STEPS`]), and in
+/// which phase of the step after the history it starts. The phases are the step's first sixteenth,
+/// the rest of its first eighth, quarter, half, and its second half: early in a step the observed
+/// demand is still a rate over the step before (a rate window and a scrape late), so the demand the
+/// window starts at is not yet known, while later in the step it is; pooled, the late windows' near
+/// certainty set the quantile and left the start of every step short.
+fn window_kind(from: i64, to: i64, history_end: i64, step_seconds: i64) -> usize {
+    let step = step_seconds.max(1);
+    let reach = usize::try_from((to - history_end).div_euclid(step))
+        .unwrap_or(0)
+        .min(MAX_REACH_STEPS);
+    let into_step = (from - (history_end + step)).clamp(0, step - 1) as f64 / step as f64;
+    let phase = if into_step >= 0.5 {
+        4
+    } else if into_step >= 0.25 {
+        3
+    } else if into_step >= 0.125 {
+        2
+    } else if into_step >= 0.0625 {
+        1
+    } else {
+        0
+    };
+    reach * PHASES + phase
 }
 
 /// The share of an outcome's own span (`span` seconds) not already covered by the previous outcome
@@ -762,10 +795,11 @@ mod tests {
             },
             MissSignal::WindowPeak { quantile: 0.9 },
         );
-        let worst = calibrator.scores[2][Unit::Spread.index()]
-            .sorted
-            .last()
-            .copied()
+        let worst = calibrator
+            .scores
+            .iter()
+            .filter_map(|kind| kind[Unit::Spread.index()].sorted.last().copied())
+            .reduce(f64::max)
             .unwrap();
         assert!(
             worst <= 100.0 / (SPREAD_FLOOR_OF_LEVEL * 100.0) + 1e-9,
@@ -795,9 +829,53 @@ mod tests {
             }
             calibrator.plan(window(end + step - 30, end + step + 30, known, 10.0), end, step);
         }
-        let near = calibrator.scores[0][Unit::Spread.index()].quantile(0.9).unwrap();
-        let far = calibrator.scores[1][Unit::Spread.index()].quantile(0.9).unwrap();
+        let near = calibrator.scores[window_kind(0, 60, 0, step)][Unit::Spread.index()]
+            .quantile(0.9)
+            .unwrap();
+        let far = calibrator.scores[window_kind(step - 30, step + 30, 0, step)][Unit::Spread.index()]
+            .quantile(0.9)
+            .unwrap();
         assert!(far > near + 0.5, "near {near}, far {far}");
+    }
+
+    #[test]
+    fn windows_starting_before_the_observation_catches_up_are_calibrated_apart() {
+        // 5-minute steps, a window planned every 30 s. At the first sync of a step the demand observed
+        // is still the step before's (a rate window and a scrape late), so its forecast misses the
+        // step's change; at the other nine it is the step's own value. A quarter of the steps rise by
+        // 20: pooled, under 3 % of the windows rise and the 0.9 quantile is ~0, leaving the start of
+        // every rising step short; apart, the first sync's windows are calibrated on their own misses.
+        let step = 300;
+        let value = |i: i64| if (i * 7919) % 13 < 6 { 120.0 } else { 100.0 };
+        let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
+        let mut history = TimeSeries::from_values(0, step, vec![value(0)]).unwrap();
+        let mut pooled = Scores::default();
+        for i in 1..400i64 {
+            // Step i - 1 is in the history; the windows start in step i.
+            let history_end = (i - 1) * step;
+            for k in 0..10 {
+                let from = i * step + k * 30;
+                let seen = if k == 0 { value(i - 1) } else { value(i) };
+                calibrator.plan(window(from, from + 20, seen, 10.0), history_end, step);
+                pooled.push(from, (value(i) - seen) / 10.0);
+            }
+            history.append(&[(i * step, value(i))]).unwrap();
+            calibrator.observe(&history);
+        }
+        let quantile = |k: i64| {
+            let kind = window_kind(step + k * 30, step + k * 30 + 20, 0, step);
+            calibrator.scores[kind][Unit::Spread.index()]
+                .quantile(0.9)
+                .unwrap()
+        };
+        assert!(pooled.quantile(0.9).unwrap().abs() < 1e-9);
+        // Windows whose start the observation did not know yet get the rise (20 over a spread of 10)
+        // ...
+        assert!(quantile(0) >= 2.0 - 1e-9, "first sync of a step: {}", quantile(0));
+        // ... and those that knew it pay nothing for the others' uncertainty.
+        for k in 1..10 {
+            assert!(quantile(k).abs() < 1e-9, "sync {k} of a step: {}", quantile(k));
+        }
     }
 
     #[test]

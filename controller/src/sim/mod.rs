@@ -369,7 +369,12 @@ pub struct SimSettings {
     pub horizon: Option<Duration>,
     /// Predictive lead time; `None` = start-up delay plus its jitter.
     pub lead_time: Option<Duration>,
+    /// The HPA's behavior (`reactive`, and the peers' HPAs).
     pub behavior: ScalingBehavior,
+    /// Prescient's scale-down stabilization window, as a `PredictiveAutoscaler`'s
+    /// `behavior.scaleDown.stabilizationWindowSeconds` sets it; `None` = the HPA's ([`Self::behavior`]),
+    /// the default of both. The rest of Prescient's behavior is [`Self::behavior`].
+    pub predictive_scale_down_stabilization: Option<Duration>,
     /// Crane EHPA's prediction settings (`crane-ehpa`); its HPA is the `reactive` one.
     pub crane: crane::EhpaParams,
     /// PHPA's models (`phpa`); `None` = the documented settings with a daily season.
@@ -399,6 +404,7 @@ impl SimSettings {
             horizon: None,
             lead_time: None,
             behavior: ScalingBehavior::default(),
+            predictive_scale_down_stabilization: None,
             crane: crane::EhpaParams::default(),
             phpa: None,
             keep_rows: true,
@@ -499,8 +505,19 @@ impl SimSettings {
         secs(self.scrape_interval).min(step)
     }
 
-    /// The spec the predictive (and perfect-forecast) policy runs with, for a trace of `step` seconds.
+    /// The spec the predictive (and perfect-forecast) policy runs with, for a trace of `step` seconds:
+    /// [`SimSettings::spec`] with Prescient's scale-down stabilization.
     pub fn predictive_spec(&self, step: i64, quantile: f64, utilization: f64) -> ScalingSpec {
+        let mut spec = self.spec(step, quantile, utilization);
+        if let Some(window) = self.predictive_scale_down_stabilization {
+            spec.behavior.scale_down.stabilization_window = window;
+        }
+        spec
+    }
+
+    /// The spec of a policy replayed on a trace of `step` seconds, with the HPA's behavior: the
+    /// reactive baseline and the peers take it as it is.
+    pub fn spec(&self, step: i64, quantile: f64, utilization: f64) -> ScalingSpec {
         let lead = self.lead_time();
         let lag = step + self.scrape_lag(step);
         let horizon = self.horizon.unwrap_or_else(|| {
@@ -910,11 +927,9 @@ pub fn make_policy(
             spec.max_underprovisioned_fraction = Some(max_underprovisioned_fraction);
             predictive(spec)
         }
-        PolicyKind::Reactive { utilization } => Box::new(ReactivePolicy::new(settings.predictive_spec(
-            step,
-            0.5,
-            utilization,
-        ))),
+        PolicyKind::Reactive { utilization } => {
+            Box::new(ReactivePolicy::new(settings.spec(step, 0.5, utilization)))
+        }
         PolicyKind::Oracle => Box::new(OraclePolicy::new(settings)),
         PolicyKind::PerfectForecast { utilization } => Box::new(PerfectForecastPolicy::new(
             settings.predictive_spec(step, 0.5, utilization),
@@ -923,12 +938,12 @@ pub fn make_policy(
             utilization,
             margin_fraction,
         } => Box::new(crane::CraneEhpaPolicy::new(
-            settings.predictive_spec(step, 0.5, utilization),
+            settings.spec(step, 0.5, utilization),
             settings.cluster.capacity_per_replica,
             settings.crane_params(margin_fraction),
         )),
         PolicyKind::Phpa { utilization } => Box::new(phpa::PhpaPolicy::new(
-            settings.predictive_spec(step, 0.5, utilization),
+            settings.spec(step, 0.5, utilization),
             settings.phpa_params(),
         )),
     }

@@ -532,7 +532,7 @@ mod tests {
             ..HoltWintersParams::documented(m, Duration::from_secs(60))
         });
         let settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(60), 10.0));
-        PhpaPolicy::new(settings.predictive_spec(30, 0.5, 1.0), params)
+        PhpaPolicy::new(settings.spec(30, 0.5, 1.0), params)
     }
 
     #[test]
