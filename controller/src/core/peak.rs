@@ -59,7 +59,7 @@
 //!
 //! Pure: time and history are arguments.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use prescient_model::TimeSeries;
 
@@ -288,8 +288,8 @@ impl Headroom {
 pub struct PeakCalibrator {
     signal: MissSignal,
     pending: VecDeque<PendingWindow>,
-    /// Realised scores per reach (index: history steps beyond the history's end) and [`Unit`].
-    scores: Vec<[Scores; 3]>,
+    /// Realised scores per kind of window ([`window_kind`]; only the kinds seen) and [`Unit`].
+    scores: BTreeMap<usize, [Scores; 3]>,
     /// Headroom each unit planned over the last day, to choose the cheapest.
     headroom: Headroom,
     /// Slow level of realised peaks and the time it was last updated.
@@ -325,7 +325,7 @@ impl PeakCalibrator {
         Self {
             signal,
             pending: VecDeque::new(),
-            scores: vec![Default::default(); (MAX_REACH_STEPS + 1) * PHASES],
+            scores: BTreeMap::new(),
             headroom: Headroom::default(),
             level: None,
             alpha: signal.target_rate(),
@@ -361,7 +361,7 @@ impl PeakCalibrator {
 
     /// Realised windows so far (within the lookback).
     pub fn scores(&self) -> usize {
-        self.scores.iter().map(|s| s[0].sorted.len()).sum()
+        self.scores.values().map(|s| s[0].sorted.len()).sum()
     }
 
     /// The level the next plan provisions for: `1 − α`, within `[0, 1]`.
@@ -394,7 +394,7 @@ impl PeakCalibrator {
             for unit in Unit::ALL {
                 let score = (realised - window.forecast_peak) / window.units[unit.index()];
                 if score.is_finite() {
-                    self.scores[window.kind][unit.index()].push(window.to, score);
+                    self.scores.entry(window.kind).or_default()[unit.index()].push(window.to, score);
                 }
             }
         }
@@ -459,8 +459,9 @@ impl PeakCalibrator {
         let kind = window_kind(from, to, history_end, step_seconds);
         let at = self.level();
         let headroom = Unit::ALL.map(|unit| {
-            self.scores[kind][unit.index()]
-                .quantile(at)
+            self.scores
+                .get(&kind)
+                .and_then(|scores| scores[unit.index()].quantile(at))
                 .map(|q| units[unit.index()] * q)
         });
         if let [Some(spread), Some(poisson), Some(proportional)] = headroom {
@@ -797,7 +798,7 @@ mod tests {
         );
         let worst = calibrator
             .scores
-            .iter()
+            .values()
             .filter_map(|kind| kind[Unit::Spread.index()].sorted.last().copied())
             .reduce(f64::max)
             .unwrap();
@@ -829,10 +830,10 @@ mod tests {
             }
             calibrator.plan(window(end + step - 30, end + step + 30, known, 10.0), end, step);
         }
-        let near = calibrator.scores[window_kind(0, 60, 0, step)][Unit::Spread.index()]
+        let near = calibrator.scores[&window_kind(0, 60, 0, step)][Unit::Spread.index()]
             .quantile(0.9)
             .unwrap();
-        let far = calibrator.scores[window_kind(step - 30, step + 30, 0, step)][Unit::Spread.index()]
+        let far = calibrator.scores[&window_kind(step - 30, step + 30, 0, step)][Unit::Spread.index()]
             .quantile(0.9)
             .unwrap();
         assert!(far > near + 0.5, "near {near}, far {far}");
@@ -864,7 +865,7 @@ mod tests {
         }
         let quantile = |k: i64| {
             let kind = window_kind(step + k * 30, step + k * 30 + 20, 0, step);
-            calibrator.scores[kind][Unit::Spread.index()]
+            calibrator.scores[&kind][Unit::Spread.index()]
                 .quantile(0.9)
                 .unwrap()
         };
