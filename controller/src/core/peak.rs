@@ -38,8 +38,8 @@
 //!   Windows are also told apart by the phase of the step they start in (its first sixteenth, eighth,
 //!   quarter, half, or second half): at the start of a step the demand observed now is still a rate
 //!   over the step before, so the window's start is not yet known, while later it is. Pooled, the
-//!   later windows' near certainty left the start of every rising step short and, once a long
-//!   stabilization window stopped hiding it, a scale-down right after each step began.
+//!   later windows' near certainty left the start of every rising step short (and, under a scale-down
+//!   stabilization window shorter than the step, scaled down right after each step began).
 //! - A level finer than the scores of its kind resolve (more than `n/(n + 1)`) is read off an
 //!   exponential tail fitted to the excesses over the `⌈√n⌉`-th largest score, rather than capped at
 //!   the largest: with coarse steps a kind of window is seen a few hundred times a day, and a cap made
