@@ -504,8 +504,10 @@ impl PeakCalibrator {
     }
 }
 
-/// Phases of the step a window can start in, told apart ([`window_kind`]).
-const PHASES: usize = 5;
+/// Where the phases of a step after the first begin, as shares of the step ([`window_kind`]).
+const PHASE_STARTS: [f64; 4] = [0.0625, 0.125, 0.25, 0.5];
+/// Phases of the step a window can start in, told apart.
+const PHASES: usize = PHASE_STARTS.len() + 1;
 
 /// The kind of a window `[from, to]` planned with the history's last point at `history_end` on a grid
 /// of `step_seconds`: how many steps it reaches beyond the history (up to [`MAX_REACH_STEPS`]), and in
@@ -520,17 +522,7 @@ fn window_kind(from: i64, to: i64, history_end: i64, step_seconds: i64) -> usize
         .unwrap_or(0)
         .min(MAX_REACH_STEPS);
     let into_step = (from - (history_end + step)).clamp(0, step - 1) as f64 / step as f64;
-    let phase = if into_step >= 0.5 {
-        4
-    } else if into_step >= 0.25 {
-        3
-    } else if into_step >= 0.125 {
-        2
-    } else if into_step >= 0.0625 {
-        1
-    } else {
-        0
-    };
+    let phase = PHASE_STARTS.iter().filter(|&&start| into_step >= start).count();
     reach * PHASES + phase
 }
 
