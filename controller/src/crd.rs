@@ -259,7 +259,8 @@ pub struct Behavior {
     /// Rules for scaling up (HPA default: no stabilization; 100 % or 4 pods per 15 s, whichever is more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<ScalingRules>,
-    /// Rules for scaling down (HPA default: a 300 s stabilization window; up to 100 % per 15 s).
+    /// Rules for scaling down (HPA default: a 300 s stabilization window, see
+    /// `stabilizationWindowSeconds` for Prescient's; up to 100 % per 15 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScalingRules>,
 }
@@ -277,7 +278,9 @@ pub struct ScalingRules {
     pub tolerance: Option<f64>,
     /// Seconds of past decisions to consider (0 to 3600): scaling down uses the highest, scaling up the
     /// lowest recommendation in the window, so short dips and bursts do not flap the workload.
-    /// HPA defaults: 300 for scale-down, 0 for scale-up.
+    /// Defaults: 0 for scale-up; for scale-down the HPA's 300, except when `forecast.step` is 300 s or
+    /// longer: then every decision in 300 s rests on the same data point, so the window is the
+    /// decision window, `forecast.leadTime + syncPeriod` (the plans still in force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600), extend("format" = "int32"))]
     pub stabilization_window_seconds: Option<u32>,

@@ -335,3 +335,34 @@ fn prescient_scale_down_stabilization_is_its_own_and_the_hpa_keeps_its_300_s() {
     );
     assert_eq!(released_at(&default, hpa), released_at(&short_window, hpa));
 }
+
+#[test]
+fn on_steps_as_long_as_the_hpa_window_prescient_holds_only_the_plans_still_in_force() {
+    // The same drop on a 10-minute grid: every recommendation within a step rests on one observation,
+    // so by default Prescient's window is its decision window (2 min start-up + 30 s sync = 150 s)
+    // and releases the pods 150 s before a 300 s window would. On 1-minute steps the default stays
+    // the HPA's 300 s, which spans five observations.
+    let ten_minutes = DemandTrace::from_values(0, 600, [vec![100.0; 12], vec![20.0; 6]].concat()).unwrap();
+    let one_minute = step_trace(100.0, 20.0, 60, 30);
+    let first_below = |run: &prescient::sim::SimRun, from: i64| {
+        run.rows
+            .iter()
+            .find(|r| r.timestamp >= from && r.desired_replicas < 10)
+            .map(|r| r.timestamp)
+            .unwrap()
+    };
+    let (mut hpa_window, default) = (settings(), settings());
+    hpa_window.predictive_scale_down_stabilization = Some(Duration::from_secs(300));
+    let perfect = PolicyKind::PerfectForecast { utilization: 1.0 };
+    let released_at = |trace: &DemandTrace, settings: &SimSettings, from: i64| {
+        first_below(&simulate(trace, settings, perfect).unwrap(), from)
+    };
+    assert_eq!(
+        released_at(&ten_minutes, &hpa_window, 12 * 600) - released_at(&ten_minutes, &default, 12 * 600),
+        150
+    );
+    assert_eq!(
+        released_at(&one_minute, &hpa_window, 60 * STEP),
+        released_at(&one_minute, &default, 60 * STEP)
+    );
+}

@@ -66,7 +66,8 @@ pub struct Args {
     /// is served (comma-separated values replay one each). Default 0.9, or with --frontier 25 values
     /// from 0.3 to 0.999, about evenly spaced in log(1 − q) (both ends matter: on smooth traffic even
     /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8), then 3 more
-    /// between any two neighbours whose cost or shortfall brackets an HPA setting's.
+    /// between any two neighbours whose cost or shortfall brackets an HPA setting's, and 3 beyond the
+    /// highest (0.9995, 0.9998, 0.9999) when it is still cheaper and short more than an HPA setting.
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -83,8 +84,8 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true)]
     pub lead_time: Option<HumanDuration>,
     /// Prescient's scale-down stabilization window, as its `behavior.scaleDown.stabilizationWindowSeconds`
-    /// sets it (default: the HPA's 300 s, as a PredictiveAutoscaler without one gets; the HPA replayed
-    /// beside it keeps 300 s).
+    /// sets it (default: what a PredictiveAutoscaler without one gets, the HPA's 300 s, or leadTime +
+    /// syncPeriod on steps of 300 s and longer; the HPA replayed beside it keeps 300 s).
     #[arg(long, allow_hyphen_values = true)]
     pub predictive_scale_down_stabilization: Option<HumanDuration>,
     #[arg(long, allow_hyphen_values = true, default_value = "1h")]
@@ -489,6 +490,9 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
 /// Quantiles added between two neighbours of the sweep that bracket an HPA setting's cost or
 /// shortfall, evenly in `log(1 − q)` as the sweep itself.
 const REFINE_BETWEEN: usize = 3;
+/// When even the highest quantile swept is cheaper and short more than an HPA setting, quantiles with
+/// `1 − q` divided by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999).
+const EXTEND_BEYOND_DIVISORS: [f64; 3] = [2.0, 5.0, 10.0];
 
 /// The predictive replays that refine a `--frontier` sweep: for each HPA setting, the two neighbouring
 /// quantiles whose replica-minutes (and, apart, whose minutes short) bracket the setting's get
@@ -536,6 +540,21 @@ fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]
             if q > low_q && q < high_q && !added.iter().any(known) && !predictive.iter().any(|p| known(&p.0))
             {
                 added.push(q);
+            }
+        }
+    }
+    // The costliest setting is still cheaper and shorter-lived than an HPA setting: the curve stops
+    // before the HPA's, so it is carried on towards 1, in the same log(1 − q) steps.
+    if let Some(&(top_q, (top_cost, top_short))) = predictive.last() {
+        let beyond = hpa
+            .iter()
+            .any(|&(cost, short)| cost > top_cost && short < top_short);
+        if beyond {
+            for divisor in EXTEND_BEYOND_DIVISORS {
+                let q = ((1.0 - (1.0 - top_q) / divisor) * 10_000.0).round() / 10_000.0;
+                if q > top_q && q < 1.0 && !added.iter().any(|x| (x - q).abs() < 1e-9) {
+                    added.push(q);
+                }
             }
         }
     }
@@ -783,5 +802,20 @@ mod tests {
         let again = refinement_quantiles(&hpa, &mut predictive);
         assert!(again.iter().all(|q| !added.contains(q)), "{again:?}");
         assert!(refinement_quantiles(&[], &mut predictive).is_empty());
+    }
+
+    #[test]
+    fn a_sweep_that_stops_short_of_an_hpa_setting_is_carried_on_towards_one() {
+        // The HPA at 0.6 costs more than q0.999 and is short less: the curve is carried on beyond it.
+        let hpa = [(5_834_630.0, 68.5), (5_009_332.0, 147.5)];
+        let mut predictive = vec![(0.99, (4_394_594.0, 467.0)), (0.999, (5_417_157.0, 103.0))];
+        assert_eq!(
+            refinement_quantiles(&hpa[..1], &mut predictive),
+            vec![0.9995, 0.9998, 0.9999]
+        );
+        // Where the top setting already reaches past every HPA setting, nothing is added beyond it.
+        let reached = [(5_009_332.0, 147.5)];
+        let added = refinement_quantiles(&reached, &mut predictive);
+        assert!(added.iter().all(|&q| q < 0.999), "{added:?}");
     }
 }

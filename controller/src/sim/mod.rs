@@ -34,7 +34,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use crate::{
     core::{AutoscalerCore, ReplicaState, SharedFits, SyncOutcome},
     policy::{self, PolicyInput, PredictedDemand, RecentRecommendations},
-    spec::{ScalingBehavior, ScalingSpec},
+    spec::{self, ScalingBehavior, ScalingSpec},
 };
 
 /// Why a simulation cannot run.
@@ -372,8 +372,9 @@ pub struct SimSettings {
     /// The HPA's behavior (`reactive`, and the peers' HPAs).
     pub behavior: ScalingBehavior,
     /// Prescient's scale-down stabilization window, as a `PredictiveAutoscaler`'s
-    /// `behavior.scaleDown.stabilizationWindowSeconds` sets it; `None` = the HPA's ([`Self::behavior`]),
-    /// the default of both. The rest of Prescient's behavior is [`Self::behavior`].
+    /// `behavior.scaleDown.stabilizationWindowSeconds` sets it; `None` = a resource's default without
+    /// one ([`spec::default_scale_down_window`] of the HPA's). The rest of Prescient's behavior is
+    /// [`Self::behavior`].
     pub predictive_scale_down_stabilization: Option<Duration>,
     /// Crane EHPA's prediction settings (`crane-ehpa`); its HPA is the `reactive` one.
     pub crane: crane::EhpaParams,
@@ -509,9 +510,15 @@ impl SimSettings {
     /// [`SimSettings::spec`] with Prescient's scale-down stabilization.
     pub fn predictive_spec(&self, step: i64, quantile: f64, utilization: f64) -> ScalingSpec {
         let mut spec = self.spec(step, quantile, utilization);
-        if let Some(window) = self.predictive_scale_down_stabilization {
-            spec.behavior.scale_down.stabilization_window = window;
-        }
+        spec.behavior.scale_down.stabilization_window =
+            self.predictive_scale_down_stabilization.unwrap_or_else(|| {
+                spec::default_scale_down_window(
+                    spec.step,
+                    spec.lead_time,
+                    spec.sync_period,
+                    spec.behavior.scale_down.stabilization_window,
+                )
+            });
         spec
     }
 

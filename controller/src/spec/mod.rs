@@ -122,6 +122,29 @@ pub struct ScalingSpec {
 /// than 10 % of the ratio are ignored, in either direction unless `behavior` sets one per direction.
 pub const REACTIVE_TOLERANCE: f64 = 0.1;
 
+/// Prescient's scale-down stabilization window when the resource does not set one, for a history of
+/// `step` and a decision window of `lead_time + sync_period`.
+///
+/// The HPA's window (`hpa_window`, 300 s by default) keeps the highest recommendation of the last five
+/// minutes so that one noisy observation does not scale a workload down. That holds while the window
+/// spans several observations. Once the history's step is at least as long as the window, every
+/// recommendation in it rests on the same observation, and the window smooths nothing: it only keeps
+/// the headroom planned for the last step boundary, whose demand is known by then, for five more
+/// minutes. Then the window holds the plans still in force, whose decision windows have not ended —
+/// `lead_time + sync_period` — and no older ones.
+pub fn default_scale_down_window(
+    step: Duration,
+    lead_time: Duration,
+    sync_period: Duration,
+    hpa_window: Duration,
+) -> Duration {
+    if step >= hpa_window {
+        lead_time + sync_period
+    } else {
+        hpa_window
+    }
+}
+
 /// Parses a model name as used in the CRD and the CLI.
 pub fn parse_model_choice(name: &str) -> Result<ModelChoice, String> {
     let kind = match name {
@@ -139,4 +162,23 @@ pub fn parse_model_choice(name: &str) -> Result<ModelChoice, String> {
         }
     };
     Ok(ModelChoice::Named(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_scale_down_window_is_the_hpas_until_a_step_spans_it() {
+        let (lead, sync, hpa) = (
+            Duration::from_secs(120),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        );
+        let window = |step| default_scale_down_window(Duration::from_secs(step), lead, sync, hpa);
+        assert_eq!(window(60), hpa);
+        assert_eq!(window(299), hpa);
+        assert_eq!(window(300), Duration::from_secs(150));
+        assert_eq!(window(600), Duration::from_secs(150));
+    }
 }

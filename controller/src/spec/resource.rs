@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use super::{DirectionRules, RatePolicy, ScalingBehavior, ScalingSpec, SpecError, parse_model_choice};
+use super::{
+    DirectionRules, RatePolicy, ScalingBehavior, ScalingSpec, SpecError, default_scale_down_window,
+    parse_model_choice,
+};
 use crate::{
     core::{PolicyType, SelectPolicy},
     crd::{self, PredictiveAutoscalerSpec},
@@ -191,7 +194,13 @@ impl ScalingSpec {
             ));
         }
         let model = parse_model_choice(&f.model).map_err(|m| SpecError::new("forecast.model", m))?;
-        let defaults = ScalingBehavior::default();
+        let mut defaults = ScalingBehavior::default();
+        defaults.scale_down.stabilization_window = default_scale_down_window(
+            step,
+            lead_time,
+            sync_period,
+            defaults.scale_down.stabilization_window,
+        );
         let behavior = match &spec.behavior {
             None => defaults,
             Some(b) => ScalingBehavior {
@@ -247,6 +256,32 @@ mod tests {
         .unwrap();
         assert_eq!(spec.behavior.scale_up.tolerance, 0.02);
         assert_eq!(spec.behavior.scale_down.tolerance, REACTIVE_TOLERANCE);
+    }
+
+    #[test]
+    fn a_coarse_step_shortens_the_default_scale_down_window_and_a_set_one_wins() {
+        let resource = |behavior: serde_json::Value| {
+            let mut spec = spec_with_behavior(behavior);
+            spec.forecast.step = "10m".to_owned();
+            spec.forecast.lead_time = "2m".to_owned();
+            spec.sync_period = "30s".to_owned();
+            ScalingSpec::from_resource(&spec).unwrap()
+        };
+        let window = |spec: &ScalingSpec| spec.behavior.scale_down.stabilization_window;
+        assert_eq!(window(&resource(serde_json::json!({}))), Duration::from_secs(150));
+        assert_eq!(
+            window(&resource(serde_json::json!({ "scaleDown": {} }))),
+            Duration::from_secs(150)
+        );
+        assert_eq!(
+            window(&resource(
+                serde_json::json!({ "scaleDown": { "stabilizationWindowSeconds": 300 } })
+            )),
+            Duration::from_secs(300)
+        );
+        let one_minute = ScalingSpec::from_resource(&spec_with_behavior(serde_json::json!({}))).unwrap();
+        assert_eq!(one_minute.step, Duration::from_secs(60));
+        assert_eq!(window(&one_minute), Duration::from_secs(300));
     }
 
     #[test]
