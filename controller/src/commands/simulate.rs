@@ -543,7 +543,7 @@ fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]
             }
         }
     }
-    // The costliest setting is still cheaper and shorter-lived than an HPA setting: the curve stops
+    // The costliest setting is still cheaper than an HPA setting and short more: the curve stops
     // before the HPA's, so it is carried on towards 1, in the same log(1 − q) steps.
     if let Some(&(top_q, (top_cost, top_short))) = predictive.last() {
         let beyond = hpa
