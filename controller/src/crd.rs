@@ -280,7 +280,7 @@ pub struct ScalingRules {
     /// lowest recommendation in the window, so short dips and bursts do not flap the workload.
     /// Defaults: 0 for scale-up; for scale-down the HPA's 300, except when `forecast.step` is 300 s or
     /// longer: then every decision in 300 s rests on the same data point, so the window is the
-    /// decision window, `forecast.leadTime + syncPeriod` (the plans still in force).
+    /// decision window, `forecast.leadTime + syncPeriod` (the plans still in force), at most 3600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600), extend("format" = "int32"))]
     pub stabilization_window_seconds: Option<u32>,

@@ -122,6 +122,9 @@ pub struct ScalingSpec {
 /// than 10 % of the ratio are ignored, in either direction unless `behavior` sets one per direction.
 pub const REACTIVE_TOLERANCE: f64 = 0.1;
 
+/// The longest stabilization window a resource may set (`stabilizationWindowSeconds`, as the HPA's).
+pub const MAX_STABILIZATION_WINDOW: Duration = Duration::from_secs(3600);
+
 /// Prescient's scale-down stabilization window when the resource does not set one, for a history of
 /// `step` and a decision window of `lead_time + sync_period`.
 ///
@@ -131,7 +134,7 @@ pub const REACTIVE_TOLERANCE: f64 = 0.1;
 /// recommendation in it rests on the same observation, and the window smooths nothing: it only keeps
 /// the headroom planned for the last step boundary, whose demand is known by then, for five more
 /// minutes. Then the window holds the plans still in force, whose decision windows have not ended —
-/// `lead_time + sync_period` — and no older ones.
+/// `lead_time + sync_period` — and no older ones, up to the longest window a resource may set.
 pub fn default_scale_down_window(
     step: Duration,
     lead_time: Duration,
@@ -139,7 +142,7 @@ pub fn default_scale_down_window(
     hpa_window: Duration,
 ) -> Duration {
     if step >= hpa_window {
-        lead_time + sync_period
+        (lead_time + sync_period).min(MAX_STABILIZATION_WINDOW)
     } else {
         hpa_window
     }
@@ -180,5 +183,12 @@ mod tests {
         assert_eq!(window(299), hpa);
         assert_eq!(window(300), Duration::from_secs(150));
         assert_eq!(window(600), Duration::from_secs(150));
+        let long_lead = default_scale_down_window(
+            Duration::from_secs(600),
+            Duration::from_secs(3338),
+            Duration::from_secs(263),
+            hpa,
+        );
+        assert_eq!(long_lead, MAX_STABILIZATION_WINDOW);
     }
 }

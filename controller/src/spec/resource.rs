@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    DirectionRules, RatePolicy, ScalingBehavior, ScalingSpec, SpecError, default_scale_down_window,
-    parse_model_choice,
+    DirectionRules, MAX_STABILIZATION_WINDOW, RatePolicy, ScalingBehavior, ScalingSpec, SpecError,
+    default_scale_down_window, parse_model_choice,
 };
 use crate::{
     core::{PolicyType, SelectPolicy},
@@ -74,10 +74,13 @@ fn direction_rules(
             .collect::<Result<_, _>>()?,
     };
     let stabilization_window = match rules.stabilization_window_seconds {
-        Some(seconds) if seconds > 3600 => {
+        Some(seconds) if u64::from(seconds) > MAX_STABILIZATION_WINDOW.as_secs() => {
             return Err(SpecError::new(
                 field,
-                format!("stabilizationWindowSeconds must be <= 3600, got {seconds}"),
+                format!(
+                    "stabilizationWindowSeconds must be <= {}, got {seconds}",
+                    MAX_STABILIZATION_WINDOW.as_secs()
+                ),
             ));
         }
         Some(seconds) => Duration::from_secs(u64::from(seconds)),
