@@ -311,24 +311,28 @@ fn a_replay_without_rows_has_the_same_figures_and_reports_its_progress() {
     );
 }
 
+/// When the replay first asks for fewer than 10 replicas at or after `from` (the drop to 20 of the
+/// stabilization tests, at capacity 10).
+fn released_after(run: &prescient::sim::SimRun, from: i64) -> i64 {
+    run.rows
+        .iter()
+        .find(|r| r.timestamp >= from && r.desired_replicas < 10)
+        .map(|r| r.timestamp)
+        .unwrap()
+}
+
 #[test]
 fn prescient_scale_down_stabilization_is_its_own_and_the_hpa_keeps_its_300_s() {
     // 100 for an hour, then 20: the rule holds the old count for its scale-down window after the drop
     // is in its decision window. A 60 s window for Prescient releases the pods 240 s sooner; the HPA
     // replayed beside it keeps its 300 s.
     let trace = step_trace(100.0, 20.0, 60, 30);
-    let first_below = |run: &prescient::sim::SimRun| {
-        run.rows
-            .iter()
-            .find(|r| r.timestamp >= 60 * STEP && r.desired_replicas < 10)
-            .map(|r| r.timestamp)
-            .unwrap()
-    };
     let (mut short_window, default) = (settings(), settings());
     short_window.predictive_scale_down_stabilization = Some(Duration::from_secs(60));
     let perfect = PolicyKind::PerfectForecast { utilization: 1.0 };
     let hpa = PolicyKind::Reactive { utilization: 1.0 };
-    let released_at = |settings: &SimSettings, kind| first_below(&simulate(&trace, settings, kind).unwrap());
+    let released_at =
+        |settings: &SimSettings, kind| released_after(&simulate(&trace, settings, kind).unwrap(), 60 * STEP);
     assert_eq!(
         released_at(&default, perfect) - released_at(&short_window, perfect),
         240
@@ -344,18 +348,11 @@ fn on_steps_as_long_as_the_hpa_window_prescient_holds_only_the_plans_still_in_fo
     // the HPA's 300 s, which spans five observations.
     let ten_minutes = DemandTrace::from_values(0, 600, [vec![100.0; 12], vec![20.0; 6]].concat()).unwrap();
     let one_minute = step_trace(100.0, 20.0, 60, 30);
-    let first_below = |run: &prescient::sim::SimRun, from: i64| {
-        run.rows
-            .iter()
-            .find(|r| r.timestamp >= from && r.desired_replicas < 10)
-            .map(|r| r.timestamp)
-            .unwrap()
-    };
     let (mut hpa_window, default) = (settings(), settings());
     hpa_window.predictive_scale_down_stabilization = Some(Duration::from_secs(300));
     let perfect = PolicyKind::PerfectForecast { utilization: 1.0 };
     let released_at = |trace: &DemandTrace, settings: &SimSettings, from: i64| {
-        first_below(&simulate(trace, settings, perfect).unwrap(), from)
+        released_after(&simulate(trace, settings, perfect).unwrap(), from)
     };
     assert_eq!(
         released_at(&ten_minutes, &hpa_window, 12 * 600) - released_at(&ten_minutes, &default, 12 * 600),
