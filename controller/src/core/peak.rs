@@ -30,7 +30,8 @@
 //!   on average over the last day (choosing among conformal predictors by their efficiency). Which
 //!   one wins depends on the traffic, so it is learnt online, per autoscaler, rather than fixed.
 //! - The provisioned peak is `forecast + unit × Q(level)`, `Q` the conformal quantile of the scores of
-//!   the last day *of windows that reach as far beyond the history*: a window that ends within the
+//!   the last day (or of the last 1,000, for up to a week, for a kind seen less often than that in a
+//!   day) *of windows that reach as far beyond the history*: a window that ends within the
 //!   step already observed is nearly certain, one that reaches into the next step is not, and with
 //!   coarse steps (30 minutes, a 2-minute window) the certain ones are most of them. Pooled, they would
 //!   set the quantile and leave every step change unprovisioned (Mondrian conformal prediction: each
@@ -67,6 +68,12 @@ use crate::policy::peak_over;
 
 /// Scores older than this are forgotten (seconds): a day covers a daily cycle.
 const SCORE_LOOKBACK_SECONDS: i64 = 86_400;
+/// A kind of window keeps scores older than the lookback while it has no more than this many: enough
+/// to resolve a q0.999 level without the tail fit. With coarse steps a kind is seen only 48 (30-minute)
+/// to 144 (10-minute) times a day, and one day's scores left the high quantiles to the fit.
+const MIN_SCORES_KEPT: usize = 1_000;
+/// ...but none older than this (seconds): a week, so a regime long gone stops setting the level.
+const MAX_SCORE_AGE_SECONDS: i64 = 7 * 86_400;
 /// At most this many scores are kept (a day of 30 s syncs), whatever the sync period.
 const MAX_SCORES: usize = 2_880;
 /// Fewer realised windows than this: no calibration yet, the forecaster's own bands decide.
@@ -201,7 +208,11 @@ impl Scores {
         self.by_time.push_back((at, score));
         insert_sorted(&mut self.sorted, score);
         while let Some(&(oldest_at, oldest)) = self.by_time.front() {
-            if self.by_time.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
+            let len = self.by_time.len();
+            let age = at - oldest_at;
+            let expired =
+                age > MAX_SCORE_AGE_SECONDS || (age > SCORE_LOOKBACK_SECONDS && len > MIN_SCORES_KEPT);
+            if len <= MAX_SCORES && !expired {
                 break;
             }
             self.by_time.pop_front();
@@ -894,6 +905,37 @@ mod tests {
         assert_eq!(at(0.9), scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1]);
         // Bounded: at level 1, a tail ten times smaller than the scores resolve.
         assert!(at(1.0).is_finite() && (at(1.0) - at(1.0 - 1.0 / 20_010.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_kind_seen_rarely_keeps_enough_scores_for_a_high_level_for_up_to_a_week() {
+        const DAY: i64 = SCORE_LOOKBACK_SECONDS;
+        // A kind seen every 30 minutes: 48 scores a day, each day's score at the day's number.
+        let mut rare = Scores::default();
+        for i in 0..=(10 * 48) {
+            rare.push(i * 1_800, (i / 48) as f64);
+        }
+        // Beyond the day, but kept: at 48 a day, a week holds fewer than `MIN_SCORES_KEPT`.
+        let oldest_kept = rare.by_time.front().unwrap().0;
+        assert_eq!(oldest_kept, 10 * DAY - MAX_SCORE_AGE_SECONDS);
+        assert_eq!(rare.sorted.len(), 7 * 48 + 1);
+        assert_eq!(rare.sorted[0], 3.0, "days 0-2 are older than a week");
+
+        // A kind seen every minute: 1,440 scores a day; one day's are enough, so only the day stays.
+        let mut frequent = Scores::default();
+        for i in 0..=(3 * 1_440) {
+            frequent.push(i * 60, (i / 1_440) as f64);
+        }
+        assert_eq!(frequent.by_time.front().unwrap().0, 2 * DAY);
+        assert_eq!(frequent.sorted.len(), 1_441);
+
+        // Between the two: past the day, the oldest go only while more than `MIN_SCORES_KEPT` remain.
+        let mut between = Scores::default();
+        for i in 0..=(3 * 500) {
+            between.push(i * (DAY / 500), 0.0);
+        }
+        assert_eq!(between.sorted.len(), MIN_SCORES_KEPT);
+        assert_eq!(between.by_time.len(), between.sorted.len());
     }
 
     #[test]
