@@ -403,7 +403,7 @@ pub struct SloStatus {
     pub realised_underprovisioned_fraction: Option<f64>,
     /// The probability of serving the window peak the controller provisions for now.
     pub quantile_in_use: f64,
-    /// Decision windows the calibration rests on (below 30 the forecaster's own bands decide).
+    /// Decision windows the calibration rests on (below 10 the forecaster's own bands decide).
     #[schemars(range(min = 0, max = i32::MAX as u32), extend("format" = "int32"))]
     pub calibrated_windows: u32,
 }

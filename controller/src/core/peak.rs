@@ -55,8 +55,8 @@
 //! - Before a model can be fitted (or when its fit failed), the core still plans every window, with
 //!   the demand observed now as the point forecast and no spread: the same calibration then gives the
 //!   reactive floor the rise above observed demand that windows showed, so a new workload is not left
-//!   at zero headroom. Those scores stay in the day's lookback once the model arrives, pooled with the
-//!   model's (a mixture of two point forecasts: still calibrated, less sharp for that day).
+//!   at zero headroom. Those scores stay in the lookback once the model arrives, pooled with the
+//!   model's (a mixture of two point forecasts: still calibrated, less sharp while they last).
 //!
 //! Pure: time and history are arguments.
 
@@ -76,8 +76,11 @@ const MIN_SCORES_KEPT: usize = 1_000;
 const MAX_SCORE_AGE_SECONDS: i64 = 7 * 86_400;
 /// At most this many scores are kept (a day of 30 s syncs), whatever the sync period.
 const MAX_SCORES: usize = 2_880;
-/// Fewer realised windows than this: no calibration yet, the forecaster's own bands decide.
-pub const MIN_SCORES: usize = 30;
+/// Fewer realised windows than this: no calibration yet, the forecaster's own bands decide. Ten is
+/// where the largest score already covers 10/11 of windows and the tail above it is fitted on
+/// ⌈√10⌉ = 4 excesses; a kind of window on a 1-minute step is seen once a minute, so waiting for more
+/// leaves a new workload's floor without headroom for its first half hour.
+pub const MIN_SCORES: usize = 10;
 /// Half-life of the level the scores are relative to (seconds).
 const LEVEL_HALF_LIFE_SECONDS: f64 = 3_600.0;
 /// Windows are told apart by how many history steps they reach beyond the history's end, up to this.
@@ -905,6 +908,31 @@ mod tests {
         assert_eq!(at(0.9), scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1]);
         // Bounded: at level 1, a tail ten times smaller than the scores resolve.
         assert!(at(1.0).is_finite() && (at(1.0) - at(1.0 - 1.0 / 20_010.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_new_workload_gets_calibrated_headroom_within_its_first_windows() {
+        // No model yet: the plan's forecast is the demand observed now, with no spread. Windows are
+        // planned once a step (a kind seen once a minute), on i.i.d. lognormal demand.
+        let mut rng = StdRng::seed_from_u64(11);
+        let noise = LogNormal { sigma: 0.3 };
+        let values: Vec<f64> = (0..103).map(|_| 100.0 * noise.sample(&mut rng)).collect();
+        let (misses, planned, _) = replay_counting(
+            &values,
+            |i| (values[i], 0.0),
+            MissSignal::WindowPeak { quantile: 0.9 },
+            |_| true,
+        );
+        // Plans at steps 1..=100; the window planned at step i is realised by step i + 2, so from step
+        // `MIN_SCORES + 2` on the calibration has its `MIN_SCORES` windows.
+        assert_eq!(planned, 100 - MIN_SCORES - 1);
+        // And already near its level: the observed demand alone misses about two thirds of two-step
+        // peaks here (each of two fresh draws beats the current one half the time).
+        let rate = misses as f64 / planned as f64;
+        assert!(
+            rate < 0.2,
+            "miss rate {rate} over the first {planned} calibrated windows"
+        );
     }
 
     #[test]
