@@ -279,8 +279,8 @@ pub struct ScalingRules {
     /// Seconds of past decisions to consider (0 to 3600): scaling down uses the highest, scaling up the
     /// lowest recommendation in the window, so short dips and bursts do not flap the workload.
     /// Defaults: 0 for scale-up; for scale-down the HPA's 300, except when `forecast.step` is 300 s or
-    /// longer: then every decision in 300 s rests on the same data point, so the window is the
-    /// decision window, `forecast.leadTime + syncPeriod` (the plans still in force), at most 3600.
+    /// longer: then every decision in 300 s rests on the same data point, and each decision already
+    /// provisions the peak of its whole decision window, so the window is one `syncPeriod`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600), extend("format" = "int32"))]
     pub stabilization_window_seconds: Option<u32>,

@@ -341,11 +341,11 @@ fn prescient_scale_down_stabilization_is_its_own_and_the_hpa_keeps_its_300_s() {
 }
 
 #[test]
-fn on_steps_as_long_as_the_hpa_window_prescient_holds_only_the_plans_still_in_force() {
+fn on_steps_as_long_as_the_hpa_window_prescient_holds_only_its_newest_plans() {
     // The same drop on a 10-minute grid: every recommendation within a step rests on one observation,
-    // so by default Prescient's window is its decision window (2 min start-up + 30 s sync = 150 s)
-    // and releases the pods 150 s before a 300 s window would. On 1-minute steps the default stays
-    // the HPA's 300 s, which spans five observations.
+    // and each already provisions its whole decision window, so by default Prescient's window is one
+    // 30 s sync and releases the pods 270 s before a 300 s window would. On 1-minute steps the default
+    // stays the HPA's 300 s, which spans five observations.
     let ten_minutes = DemandTrace::from_values(0, 600, [vec![100.0; 12], vec![20.0; 6]].concat()).unwrap();
     let one_minute = step_trace(100.0, 20.0, 60, 30);
     let (mut hpa_window, default) = (settings(), settings());
@@ -356,7 +356,7 @@ fn on_steps_as_long_as_the_hpa_window_prescient_holds_only_the_plans_still_in_fo
     };
     assert_eq!(
         released_at(&ten_minutes, &hpa_window, 12 * 600) - released_at(&ten_minutes, &default, 12 * 600),
-        150
+        270
     );
     assert_eq!(
         released_at(&one_minute, &hpa_window, 60 * STEP),

@@ -84,8 +84,8 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true)]
     pub lead_time: Option<HumanDuration>,
     /// Prescient's scale-down stabilization window, as its `behavior.scaleDown.stabilizationWindowSeconds`
-    /// sets it (default: what a PredictiveAutoscaler without one gets, the HPA's 300 s, or leadTime +
-    /// syncPeriod on steps of 300 s and longer; the HPA replayed beside it keeps 300 s).
+    /// sets it (default: what a PredictiveAutoscaler without one gets, the HPA's 300 s, or one sync
+    /// period on steps of 300 s and longer; the HPA replayed beside it keeps 300 s).
     #[arg(long, allow_hyphen_values = true)]
     pub predictive_scale_down_stabilization: Option<HumanDuration>,
     #[arg(long, allow_hyphen_values = true, default_value = "1h")]

@@ -514,7 +514,6 @@ impl SimSettings {
             self.predictive_scale_down_stabilization.unwrap_or_else(|| {
                 spec::default_scale_down_window(
                     spec.step,
-                    spec.lead_time,
                     spec.sync_period,
                     spec.behavior.scale_down.stabilization_window,
                 )

@@ -126,23 +126,19 @@ pub const REACTIVE_TOLERANCE: f64 = 0.1;
 pub const MAX_STABILIZATION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Prescient's scale-down stabilization window when the resource does not set one, for a history of
-/// `step` and a decision window of `lead_time + sync_period`.
+/// `step` synced every `sync_period`.
 ///
 /// The HPA's window (`hpa_window`, 300 s by default) keeps the highest recommendation of the last five
 /// minutes so that one noisy observation does not scale a workload down. That holds while the window
 /// spans several observations. Once the history's step is at least as long as the window, every
-/// recommendation in it rests on the same observation, and the window smooths nothing: it only keeps
-/// the headroom planned for the last step boundary, whose demand is known by then, for five more
-/// minutes. Then the window holds the plans still in force, whose decision windows have not ended —
-/// `lead_time + sync_period` — and no older ones, up to the longest window a resource may set.
-pub fn default_scale_down_window(
-    step: Duration,
-    lead_time: Duration,
-    sync_period: Duration,
-    hpa_window: Duration,
-) -> Duration {
+/// recommendation in it rests on the same observation, and the window smooths nothing: it keeps the
+/// headroom planned for the last step boundary after that step's demand is known. Each plan already
+/// provisions the peak of its whole decision window `[now, now + leadTime + syncPeriod]` on the newest
+/// observation, so an older plan only holds headroom the newer one has released; the window is then
+/// one sync period (the current decision and the one before it), up to the longest a resource may set.
+pub fn default_scale_down_window(step: Duration, sync_period: Duration, hpa_window: Duration) -> Duration {
     if step >= hpa_window {
-        (lead_time + sync_period).min(MAX_STABILIZATION_WINDOW)
+        sync_period.min(MAX_STABILIZATION_WINDOW)
     } else {
         hpa_window
     }
@@ -173,22 +169,13 @@ mod tests {
 
     #[test]
     fn the_default_scale_down_window_is_the_hpas_until_a_step_spans_it() {
-        let (lead, sync, hpa) = (
-            Duration::from_secs(120),
-            Duration::from_secs(30),
-            Duration::from_secs(300),
-        );
-        let window = |step| default_scale_down_window(Duration::from_secs(step), lead, sync, hpa);
+        let (sync, hpa) = (Duration::from_secs(30), Duration::from_secs(300));
+        let window = |step| default_scale_down_window(Duration::from_secs(step), sync, hpa);
         assert_eq!(window(60), hpa);
         assert_eq!(window(299), hpa);
-        assert_eq!(window(300), Duration::from_secs(150));
-        assert_eq!(window(600), Duration::from_secs(150));
-        let long_lead = default_scale_down_window(
-            Duration::from_secs(600),
-            Duration::from_secs(3338),
-            Duration::from_secs(263),
-            hpa,
-        );
-        assert_eq!(long_lead, MAX_STABILIZATION_WINDOW);
+        assert_eq!(window(300), sync);
+        assert_eq!(window(600), sync);
+        let long_sync = default_scale_down_window(Duration::from_secs(7200), Duration::from_secs(7200), hpa);
+        assert_eq!(long_sync, MAX_STABILIZATION_WINDOW);
     }
 }

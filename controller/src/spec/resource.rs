@@ -198,12 +198,8 @@ impl ScalingSpec {
         }
         let model = parse_model_choice(&f.model).map_err(|m| SpecError::new("forecast.model", m))?;
         let mut defaults = ScalingBehavior::default();
-        defaults.scale_down.stabilization_window = default_scale_down_window(
-            step,
-            lead_time,
-            sync_period,
-            defaults.scale_down.stabilization_window,
-        );
+        defaults.scale_down.stabilization_window =
+            default_scale_down_window(step, sync_period, defaults.scale_down.stabilization_window);
         let behavior = match &spec.behavior {
             None => defaults,
             Some(b) => ScalingBehavior {
@@ -271,10 +267,10 @@ mod tests {
             ScalingSpec::from_resource(&spec).unwrap()
         };
         let window = |spec: &ScalingSpec| spec.behavior.scale_down.stabilization_window;
-        assert_eq!(window(&resource(serde_json::json!({}))), Duration::from_secs(150));
+        assert_eq!(window(&resource(serde_json::json!({}))), Duration::from_secs(30));
         assert_eq!(
             window(&resource(serde_json::json!({ "scaleDown": {} }))),
-            Duration::from_secs(150)
+            Duration::from_secs(30)
         );
         assert_eq!(
             window(&resource(
