@@ -65,13 +65,29 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(forecast-accuracy what-if dashboard-api)
 failed=()
 total_start=$(date +%s)
+# One notebook; its output also goes to $out/$name.log, to tell a kernel that never started from a
+# notebook that failed.
+execute() {
+  "$venv/bin/jupyter" nbconvert --to notebook --execute \
+    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 \
+    --output-dir "$out" "notebooks/$1.ipynb" 2>&1 | tee "$out/$1.log"
+  return "${PIPESTATUS[0]}"
+}
 for name in "${names[@]}"; do
   name=${name%.ipynb}
   start=$(date +%s)
   echo "notebooks: executing notebooks/$name.ipynb"
-  if "$venv/bin/jupyter" nbconvert --to notebook --execute \
-    --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 \
-    --output-dir "$out" "notebooks/$name.ipynb"; then
+  ok=0
+  execute "$name" || ok=$?
+  # Jupyter picks the kernel's TCP ports free, then the kernel binds them; a port taken in between (an
+  # outgoing connection of the tests around it: the same ephemeral range) kills the kernel before it runs
+  # a cell. That, and only that, is retried once; a failing cell fails the run.
+  if [ $ok -ne 0 ] && grep -q "ZMQError: Address already in use" "$out/$name.log"; then
+    echo "notebooks: $name: the kernel could not bind a port another process had taken; retrying once" >&2
+    ok=0
+    execute "$name" || ok=$?
+  fi
+  if [ $ok -eq 0 ]; then
     echo "notebooks: $name passed in $(($(date +%s) - start)) s"
   else
     echo "notebooks: $name FAILED after $(($(date +%s) - start)) s" >&2
