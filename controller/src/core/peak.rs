@@ -335,7 +335,8 @@ pub struct PeakCalibrator {
     level: Option<(i64, f64)>,
     /// The adaptive miss rate `α`.
     alpha: f64,
-    /// Per [`Unit`], a slow mean of the windows' absolute tail scales and when it was last updated.
+    /// Per [`Unit`], a slow mean of the windows' absolute tail scales: when it was last updated, the
+    /// mean, and how many windows it has seen.
     typical_scale: [Option<(i64, f64, u32)>; 3],
     shortfall: ShortfallTally,
     /// Capacity ready at each sync not yet covered by the history, to be judged against it.
@@ -351,7 +352,8 @@ pub struct PeakCalibrator {
 /// What the calibration stands at, for status and dashboards.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrationState {
-    /// The level (probability of serving the window peak) the next plan provisions for.
+    /// The level (probability of serving the window peak) plans provision for on average; each
+    /// window's own level is weighted by its tail scale (see the module doc).
     pub level: f64,
     /// Realised windows the calibration rests on (`0..MIN_SCORES`: not calibrated yet).
     pub realised_windows: usize,
