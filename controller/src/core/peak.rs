@@ -331,13 +331,13 @@ pub struct PeakCalibrator {
     scores: BTreeMap<usize, [Scores; 3]>,
     /// Headroom each unit planned over the last day, to choose the cheapest.
     headroom: Headroom,
-    /// Slow level of realised peaks and the time it was last updated.
-    level: Option<(i64, f64)>,
+    /// Slow level of realised peaks (one-hour half-life).
+    level: DecayingMean,
     /// The adaptive miss rate `α`.
     alpha: f64,
-    /// Per [`Unit`], a slow mean of the windows' absolute tail scales: when it was last updated, the
-    /// mean, and how many windows it has seen.
-    typical_scale: [Option<(i64, f64, u32)>; 3],
+    /// Per [`Unit`], a slow mean of the windows' absolute tail scales (one-day half-life; a plain mean
+    /// of the first windows).
+    typical_scale: [DecayingMean; 3],
     shortfall: ShortfallTally,
     /// Capacity ready at each sync not yet covered by the history, to be judged against it.
     pending_capacity: VecDeque<(i64, f64)>,
@@ -370,9 +370,9 @@ impl PeakCalibrator {
             pending: VecDeque::new(),
             scores: BTreeMap::new(),
             headroom: Headroom::default(),
-            level: None,
+            level: DecayingMean::new(LEVEL_HALF_LIFE_SECONDS, false),
             alpha: signal.target_rate(),
-            typical_scale: [None; 3],
+            typical_scale: [DecayingMean::new(SCORE_LOOKBACK_SECONDS as f64, true); 3],
             shortfall: ShortfallTally::default(),
             pending_capacity: VecDeque::new(),
             step_seconds: 1,
@@ -434,7 +434,7 @@ impl PeakCalibrator {
                 self.adapt(realised > provisioned + 1e-9, weight);
             }
             self.last_window_from = Some(window.from);
-            self.update_level(window.to, realised);
+            self.level.update(window.to, realised);
             for unit in Unit::ALL {
                 let score = (realised - window.forecast_peak) / window.units[unit.index()];
                 if score.is_finite() {
@@ -498,30 +498,26 @@ impl PeakCalibrator {
             return None;
         }
         let forecast_peak = forecast_peak.max(0.0);
-        let level = self.level.map(|(_, level)| level);
+        let level = self.level.mean();
         let units = Unit::ALL.map(|unit| unit.of(forecast_peak, spread, level));
         let kind = window_kind(from, to, history_end, step_seconds);
-        let scales = Unit::ALL.map(|unit| {
-            self.scores
-                .get(&kind)
-                .and_then(|scores| scores[unit.index()].tail_scale())
-                .map(|scale| scale * units[unit.index()])
-        });
-        let levels = Unit::ALL.map(|unit| match scales[unit.index()] {
-            Some(scale) => {
-                let typical = update_mean(&mut self.typical_scale[unit.index()], from, scale);
-                let weight = (scale / typical)
-                    .sqrt()
-                    .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT);
-                1.0 - (self.alpha * weight).min(self.alpha.max(0.5)).clamp(0.0, 1.0)
-            }
-            _ => self.level(),
-        });
+        let (alpha, average_level) = (self.alpha, self.level());
+        let kind_scores = self.scores.get(&kind);
+        let typical_scale = &mut self.typical_scale;
         let headroom = Unit::ALL.map(|unit| {
-            self.scores
-                .get(&kind)
-                .and_then(|scores| scores[unit.index()].quantile(levels[unit.index()]))
-                .map(|q| units[unit.index()] * q)
+            let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
+            let level = match scores.tail_scale() {
+                Some(scale) => {
+                    let scale = scale * unit_size;
+                    let typical = typical_scale[unit.index()].update(from, scale).max(1e-9);
+                    let weight = (scale / typical)
+                        .sqrt()
+                        .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT);
+                    1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0)
+                }
+                None => average_level,
+            };
+            scores.quantile(level).map(|q| unit_size * q)
         });
         if let [Some(spread), Some(poisson), Some(proportional)] = headroom {
             self.headroom.record(from, [spread, poisson, proportional]);
@@ -550,37 +546,52 @@ impl PeakCalibrator {
         // long run of misses does not wind the level up beyond recovery.
         self.alpha = (self.alpha + weight * ACI_GAMMA * (target - err)).clamp(0.0, 1.0);
     }
-
-    fn update_level(&mut self, at: i64, realised: f64) {
-        self.level = Some(match self.level {
-            None => (at, realised),
-            Some((last, level)) => {
-                let elapsed = (at - last).max(0) as f64;
-                let weight = 1.0 - 0.5f64.powf(elapsed / LEVEL_HALF_LIFE_SECONDS);
-                (at.max(last), level + weight * (realised - level))
-            }
-        });
-    }
 }
 
-/// Updates a slow mean (one-day half-life; a plain mean of the first values) with `value` at `at`;
-/// returns it.
-fn update_mean(mean: &mut Option<(i64, f64, u32)>, at: i64, value: f64) -> f64 {
-    let next = match *mean {
-        None => (at, value, 1),
-        Some((last, current, count)) => {
-            let elapsed = (at - last).max(0) as f64;
-            let weight = (1.0 - 0.5f64.powf(elapsed / SCORE_LOOKBACK_SECONDS as f64))
-                .max(1.0 / (f64::from(count) + 1.0));
-            (
-                at.max(last),
-                current + weight * (value - current),
-                count.saturating_add(1),
-            )
+/// A time-decayed mean: each value pulls it by `1 − ½^(elapsed / half-life)` of the way, and, if it
+/// averages its first values, by at least `1 / count` (a plain mean until the decay weighs more, so
+/// the first value alone does not set it for a half-life).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DecayingMean {
+    half_life_seconds: f64,
+    averages_first_values: bool,
+    /// When it was last updated, the mean, and how many values it has seen.
+    state: Option<(i64, f64, u32)>,
+}
+
+impl DecayingMean {
+    fn new(half_life_seconds: f64, averages_first_values: bool) -> Self {
+        Self {
+            half_life_seconds,
+            averages_first_values,
+            state: None,
         }
-    };
-    *mean = Some(next);
-    next.1.max(1e-9)
+    }
+
+    fn mean(&self) -> Option<f64> {
+        self.state.map(|(_, mean, _)| mean)
+    }
+
+    /// Takes `value` in at `at`; returns the new mean.
+    fn update(&mut self, at: i64, value: f64) -> f64 {
+        let next = match self.state {
+            None => (at, value, 1),
+            Some((last, mean, count)) => {
+                let elapsed = (at - last).max(0) as f64;
+                let mut weight = 1.0 - 0.5f64.powf(elapsed / self.half_life_seconds);
+                if self.averages_first_values {
+                    weight = weight.max(1.0 / (f64::from(count) + 1.0));
+                }
+                (
+                    at.max(last),
+                    mean + weight * (value - mean),
+                    count.saturating_add(1),
+                )
+            }
+        };
+        self.state = Some(next);
+        next.1
+    }
 }
 
 /// Where the phases of a step after the first begin, as shares of the step ([`window_kind`]).
