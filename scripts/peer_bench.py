@@ -5,7 +5,10 @@ Run through `scripts/peer-bench` (it makes the virtual environment and finds the
 For every trace and horizon:
 - The origins are the newest `--origins` of `prescient backtest`'s own origin grid: the last observed point
   `N - 1 - h - j * ceil(h / 2)` (j = 0, 1, ...), h the horizon in steps, so each origin forecasts the
-  `h` steps after it and the newest ends at the trace's last point.
+  `h` steps after it and the newest ends at the trace's last point. With `--span D`, the origins are
+  spread evenly over the trace's last `D` instead (at least half a horizon apart), the newest still ending
+  at the last point: the newest few origins span an hour or two, a sample of one time of day, and a
+  comparison of forecasters (or of two builds) on them alone is mostly noise on bursty traffic.
 - The MASE scale is exactly `prescient backtest`'s (the in-sample MAE of seasonal naive at the daily
   period over the history before its earliest fold, see model/src/select.rs): read from the reference
   binary's backtest JSON as naive's MAE / naive's MASE, then applied to every model.
@@ -205,10 +208,13 @@ def peer_forecast(name: str, y: np.ndarray, h: int, seasons: list[int]):
     return out["mean"], out[f"lo-{tag}"], out[f"hi-{tag}"], secs
 
 
-def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: int, tmp: Path):
+def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: int, tmp: Path,
+               peers: list[str], span: str | None):
     step = trace.step
     h = -(-seconds(horizon) // step)
     stride = -(-h // 2)
+    if span:
+        stride = max(stride, seconds(span) // step // origins)
     n = len(trace.values)
     reference = next(iter(binaries.values()))[0]
     path = TRACES / trace.name
@@ -219,7 +225,7 @@ def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: in
     scale = naive["mae"] / naive["mase"]
     if not (math.isfinite(scale) and scale > 0):
         raise RuntimeError(f"{trace.name} {horizon}: no MASE scale from the backtest ({naive})")
-    if origins > report["folds"]:
+    if not span and origins > report["folds"]:
         raise RuntimeError(f"{trace.name} {horizon}: {origins} origins asked, the backtest has {report['folds']}")
     # The peers' season: the day when the trace holds two, else the strongest Prescient detects (none for
     # the hour of Azure data). Daily only: a weekly MSTL period needs two weeks of 1-minute data per fit
@@ -227,8 +233,12 @@ def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: in
     daily = [DAY // step] if DAY % step == 0 and 2 * (DAY // step) <= n else []
     seasons = daily or list(report["season_steps"][:1])
     window = max(2000, 4 * h, 3 * max(seasons, default=0))
-    scores = {label: Score() for label in binaries} | {p: Score() for p in PEERS}
+    scores = {label: Score() for label in binaries} | {p: Score() for p in peers}
     points = [n - 1 - h - j * stride for j in range(origins)]
+    # A spread must leave the earliest origin at least the peers' window of history.
+    if span and points[-1] < window:
+        raise RuntimeError(f"{trace.name} {horizon}: --span {span} puts the earliest origin at point {points[-1]}, "
+                           f"before the {window} points of history a fit takes")
     for origin in reversed(points):
         actual = trace.values[origin + 1 : origin + 1 + h]
         cut = tmp / f"{trace.name}.{origin}.csv"
@@ -248,7 +258,7 @@ def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: in
         cut.unlink()
         history = filled(trace.values[: origin + 1])[-window:]
         usable = [p for p in seasons if 2 * p <= len(history)]
-        for peer in PEERS:
+        for peer in peers:
             result = peer_forecast(peer, history, h, usable)
             if result is None:
                 scores[peer].na = "no season"
@@ -267,16 +277,17 @@ def table(results) -> str:
     ]
     for (trace, horizon), r in results:
         scale, scores = r["scale"], r["scores"]
-        peers = [scores[p].mase(scale) for p in PEERS if not scores[p].na]
-        best = min(peers)
+        peers = [scores[p].mase(scale) for p in PEERS if p in scores and not scores[p].na]
+        best = min(peers, default=math.nan)
         for label, s in scores.items():
             if s.na:
                 lines.append(f"| {trace} | {horizon} | {label} | n/a | n/a | n/a | n/a | {s.na} |")
                 continue
             mase = s.mase(scale)
+            ratio = f"{mase / best:.2f}" if peers else "n/a"
             lines.append(
                 f"| {trace} | {horizon} | {label} | {mase:.3f} | {s.coverage():.3f} | "
-                f"{s.seconds / s.fits:.3f} | {mase / best:.2f} | {s.name} |"
+                f"{s.seconds / s.fits:.3f} | {ratio} | {s.name} |"
             )
     return "\n".join(lines)
 
@@ -289,8 +300,17 @@ def main() -> int:
     parser.add_argument("--origins", type=int, help="rolling origins per case (default 8, quick 3)")
     parser.add_argument("--trace", action="append", help="only these trace files (repeatable)")
     parser.add_argument("--models", help="also Prescient's named models, comma-separated (e.g. holt_winters,mstl)")
+    parser.add_argument("--span", help="spread the origins over the trace's last SPAN (e.g. 3d) instead of "
+                        "the newest ones, half a horizon apart")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"statsforecast models to run, comma-separated, or none (default {','.join(PEERS)})")
     parser.add_argument("--json-out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args()
+    peers = [] if args.peers == "none" else args.peers.split(",")
+    if unknown := [p for p in peers if p not in PEERS]:
+        raise SystemExit(f"unknown peers {unknown}; expected some of {PEERS} or none")
+    if args.span:
+        seconds(args.span)  # a malformed span fails here, before any run
     binaries = {}
     for item in args.prescient or [f"prescient={os.environ.get('PRESCIENT_BIN', 'prescient')}"]:
         label, _, binary = item.partition("=")
@@ -313,7 +333,7 @@ def main() -> int:
             trace = Trace.read(TRACES / name)
             for horizon in horizons:
                 started = time.perf_counter()
-                r = bench_case(trace, horizon, binaries, origins, Path(tmp))
+                r = bench_case(trace, horizon, binaries, origins, Path(tmp), peers, args.span)
                 took = time.perf_counter() - started
                 print(f"peer-bench: {name} {horizon} ({r['h']} steps, {origins} origins, seasons {r['seasons']}, "
                       f"peer window {r['window']}) in {took:.0f} s", file=sys.stderr, flush=True)

@@ -31,6 +31,8 @@ notebooks/run.sh
 
 # Prescient beside statsforecast on one trace (the full table: scripts/peer-bench), so the comparison cannot rot.
 scripts/peer-bench --quick
+# ...and with the origins spread over the last day (the options the spread table in model/README.md uses).
+scripts/peer-bench --quick --span 1d --peers SeasonalNaive
 
 # Real-cluster end-to-end: against the cluster of $KUBECONFIG when set, otherwise against the local control
 # plane (every overlay through a server-side dry run, the dev overlay applied and Available).
