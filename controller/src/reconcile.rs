@@ -157,7 +157,8 @@ async fn run_core(
 async fn demand_now<M: MetricsSource>(autoscaler: &Autoscaler, metrics: &M, now: i64) -> Option<f64> {
     let newest = autoscaler.history.as_ref()?.last_finite()?.0;
     let sync_period = i64::try_from(autoscaler.spec.sync_period.as_secs()).unwrap_or(i64::MAX);
-    if now - newest <= sync_period {
+    // A value is the demand of the step after its stamp: its sample was taken when that step ended.
+    if now - newest.saturating_add(autoscaler.step_seconds()) <= sync_period {
         return None;
     }
     match metrics

@@ -226,28 +226,37 @@ async fn adapter_against_real_prometheus() {
     let prometheus = source(&server);
     let (first, last) = (points[0].0, points[points.len() - 1].0);
 
-    // 1. Exactly the loaded values, over a whole day.
+    // 1. Exactly the loaded values, over a whole day, each stamped at the start of the step it closes
+    // (a sample at t summarises the time before t; the core reads a value as the step after its stamp).
     let day_end = first + 86_400 - STEP;
     let got = prometheus
         .range("prescient_demand", first, day_end, STEP)
         .await
         .unwrap();
-    let expected: Vec<(i64, f64)> = points.iter().copied().filter(|(t, _)| *t <= day_end).collect();
-    assert_eq!(got.len(), 1440);
+    let expected: Vec<(i64, f64)> = points
+        .iter()
+        .filter(|(t, _)| *t > first && *t <= day_end)
+        .map(|&(t, v)| (t - STEP, v))
+        .collect();
+    assert_eq!(
+        got.len(),
+        1439,
+        "the steps from `first` that have ended by `day_end`"
+    );
     assert_eq!(
         got, expected,
-        "the adapter must return the backfilled samples unchanged"
+        "the adapter must return the backfilled values unchanged, a step earlier"
     );
 
     // 2. NaN samples arrive as NaN (missing to the model), in place.
     let gappy = prometheus
-        .range("prescient_gappy", first, first + 2 * STEP, STEP)
+        .range("prescient_gappy", first - STEP, first + 2 * STEP, STEP)
         .await
         .unwrap();
     assert_eq!(gappy.len(), 3);
-    assert_eq!(gappy[0], (first, 1.0));
+    assert_eq!(gappy[0], (first - STEP, 1.0));
     assert!(gappy[1].1.is_nan());
-    assert_eq!(gappy[2], (first + 2 * STEP, 3.0));
+    assert_eq!(gappy[2], (first + STEP, 3.0));
 
     // 3. Typed errors.
     let bad = prometheus
@@ -273,10 +282,10 @@ async fn adapter_against_real_prometheus() {
     let report = sync_once(&mut autoscaler, &prometheus, &target_state, now).await;
     assert!(report.metrics_error.is_none(), "{:?}", report.metrics_error);
     let history = autoscaler.history().unwrap().clone();
-    assert_eq!(history.end(), now);
+    assert_eq!(history.end(), now - STEP);
     let window: Vec<f64> = points
         .iter()
-        .filter(|(t, _)| *t >= history.start() && *t <= now)
+        .filter(|(t, _)| *t - STEP >= history.start() && *t <= now)
         .map(|p| p.1)
         .collect();
     assert_eq!(
@@ -296,7 +305,7 @@ async fn adapter_against_real_prometheus() {
         report.fetched_points
     );
     let history = autoscaler.history().unwrap();
-    assert_eq!(history.end(), later);
+    assert_eq!(history.end(), later - STEP);
     assert_eq!(
         history.len(),
         len_before,
@@ -310,14 +319,14 @@ async fn adapter_against_real_prometheus() {
     assert_eq!(&history.values()[history.len() - 10..], tail.as_slice());
 
     // 4b. A range of one instant off the grid (how the reconcile loop reads the demand now when the
-    // newest step is old) answers that instant, with the newest sample before it.
+    // newest step is old) answers that instant, with the newest sample before it, a step earlier.
     let between = first + 100 * STEP + STEP / 2;
     let instant = prometheus
         .range("prescient_demand", between, between, STEP)
         .await
         .unwrap();
     let sample_before = points.iter().find(|(t, _)| *t == first + 100 * STEP).unwrap().1;
-    assert_eq!(instant, vec![(between, sample_before)]);
+    assert_eq!(instant, vec![(between - STEP, sample_before)]);
 
     // 5. A full sync makes the decision the pure core makes on the same trace.
     let at = last;
@@ -330,7 +339,8 @@ async fn adapter_against_real_prometheus() {
     let series_points: Vec<(i64, f64)> = points
         .iter()
         .copied()
-        .filter(|(t, _)| *t >= window_start && *t <= at)
+        .filter(|(t, _)| *t - STEP >= window_start && *t <= at)
+        .map(|(t, v)| (t - STEP, v))
         .collect();
     let series = TimeSeries::from_pairs_with_step(&series_points, STEP).unwrap();
     let expected = AutoscalerCore::new(spec()).sync(&series, replicas, at);

@@ -69,7 +69,10 @@ pub enum ScaleError {
     Other(String),
 }
 
-/// History of one query: `(unix seconds, value)` samples in `[start, end]` at `step_seconds`.
+/// History of one query: `(unix seconds, value)` samples over `[start, end]` at `step_seconds`, each
+/// value the demand over the step `[t, t + step)` that starts at its timestamp (a source whose samples
+/// summarise the time before them, as Prometheus's do, answers the steps from `start` that have ended
+/// by `end`, stamped a step before their sample).
 pub trait MetricsSource: Send + Sync {
     fn range(
         &self,

@@ -6,6 +6,15 @@
 //! deadline, so a slow Prometheus delays a sync by a bounded time instead of stalling it. A PromQL error
 //! is not retried: it becomes [`MetricsError::BadQuery`] at once. NaN and infinite samples are passed on
 //! as NaN, which the model treats as missing.
+//!
+//! Each sample is stamped at the start of the step it closes, `t − step` ([`interval_start`]): a
+//! demand query's sample at `t` (`rate(x[w])`, `increase`, `avg_over_time`) summarises the time
+//! *before* `t`, while the core reads a value as the demand of the step starting at its timestamp, as
+//! trace files and the simulator's history do. Read at `t`, every rise would sit a step later than it
+//! happened, in the history and so in every forecast and calibration, and each scale-up would come a
+//! step late: replayed that way on the Twitter 5-minute trace (2m start-up, `step` 5m), predictive was
+//! short 8.8× the HPA@0.7's minutes at its cost instead of 0.38×. For an instantaneous gauge the shift
+//! reads its value a step early, which only scales earlier.
 
 use std::time::Duration;
 
@@ -160,6 +169,14 @@ fn finite_or_nan(value: f64) -> f64 {
     if value.is_finite() { value } else { f64::NAN }
 }
 
+/// Stamps each sample at the start of the step that ends at its timestamp (see the module doc).
+fn interval_start(points: Vec<(i64, f64)>, step_seconds: i64) -> Vec<(i64, f64)> {
+    points
+        .into_iter()
+        .map(|(at, value)| (at.saturating_sub(step_seconds), value))
+        .collect()
+}
+
 impl MetricsSource for PrometheusSource {
     async fn range(
         &self,
@@ -173,12 +190,15 @@ impl MetricsSource for PrometheusSource {
                 "invalid range: start {start}, end {end}, step {step_seconds}s"
             )));
         }
+        // The steps that start at `start` close with the sample a step later (a range shorter than a
+        // step still answers the sample at its end: the demand now).
+        let first_sample = start.saturating_add(step_seconds).min(end);
         let attempts = self.options.attempts.max(1);
         let mut backoff = self.options.initial_backoff;
         let mut attempt = 1;
         loop {
-            match self.attempt(query, start, end, step_seconds).await {
-                Ok(points) => return Ok(points),
+            match self.attempt(query, first_sample, end, step_seconds).await {
+                Ok(points) => return Ok(interval_start(points, step_seconds)),
                 Err(Attempt::Permanent(error)) => return Err(error),
                 Err(Attempt::Transient(error)) if attempt >= attempts => return Err(error),
                 Err(Attempt::Transient(error)) => {
