@@ -333,10 +333,11 @@ async fn forecast_only_mode_never_writes_to_the_target() {
 
 #[tokio::test]
 async fn with_a_coarse_step_the_floor_follows_the_demand_now_not_the_newest_step() {
-    // Five-minute steps at 100 (10 replicas of 10); 4 minutes past the newest point, demand is 400.
+    // Five-minute steps at 100 (10 replicas of 10); the newest is the step that ended at `grid` (a value
+    // is the demand of the step after its stamp); 4 minutes after that, demand is 400.
     let grid = 2 * 86_400;
     let now = grid + 240;
-    let points: Vec<(i64, f64)> = (0..=grid / 300).map(|i| (i * 300, 100.0)).collect();
+    let points: Vec<(i64, f64)> = (0..grid / 300).map(|i| (i * 300, 100.0)).collect();
     let sync = |metrics: FakeMetrics| async move {
         let target = FakeTarget::new(10);
         let mut autoscaler = Autoscaler::new(spec_with_step(Mode::Scale, "5m"), "q".into(), target_ref());
