@@ -209,12 +209,12 @@ def peer_forecast(name: str, y: np.ndarray, h: int, seasons: list[int]):
 
 
 def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: int, tmp: Path,
-               peers: list[str], span: str | None):
+               peers: list[str], span_seconds: int | None):
     step = trace.step
     h = -(-seconds(horizon) // step)
     stride = -(-h // 2)
-    if span:
-        stride = max(stride, seconds(span) // step // origins)
+    if span_seconds:
+        stride = max(stride, span_seconds // step // origins)
     n = len(trace.values)
     reference = next(iter(binaries.values()))[0]
     path = TRACES / trace.name
@@ -225,7 +225,7 @@ def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: in
     scale = naive["mae"] / naive["mase"]
     if not (math.isfinite(scale) and scale > 0):
         raise RuntimeError(f"{trace.name} {horizon}: no MASE scale from the backtest ({naive})")
-    if not span and origins > report["folds"]:
+    if not span_seconds and origins > report["folds"]:
         raise RuntimeError(f"{trace.name} {horizon}: {origins} origins asked, the backtest has {report['folds']}")
     # The peers' season: the day when the trace holds two, else the strongest Prescient detects (none for
     # the hour of Azure data). Daily only: a weekly MSTL period needs two weeks of 1-minute data per fit
@@ -236,8 +236,8 @@ def bench_case(trace: Trace, horizon: str, binaries: dict[str, str], origins: in
     scores = {label: Score() for label in binaries} | {p: Score() for p in peers}
     points = [n - 1 - h - j * stride for j in range(origins)]
     # A spread must leave the earliest origin at least the peers' window of history.
-    if span and points[-1] < window:
-        raise RuntimeError(f"{trace.name} {horizon}: --span {span} puts the earliest origin at point {points[-1]}, "
+    if span_seconds and points[-1] < window:
+        raise RuntimeError(f"{trace.name} {horizon}: --span of {span_seconds} s puts the earliest origin at point {points[-1]}, "
                            f"before the {window} points of history a fit takes")
     for origin in reversed(points):
         actual = trace.values[origin + 1 : origin + 1 + h]
@@ -277,14 +277,14 @@ def table(results) -> str:
     ]
     for (trace, horizon), r in results:
         scale, scores = r["scale"], r["scores"]
-        peers = [scores[p].mase(scale) for p in PEERS if p in scores and not scores[p].na]
-        best = min(peers, default=math.nan)
+        peer_mases = [scores[p].mase(scale) for p in PEERS if p in scores and not scores[p].na]
+        best = min(peer_mases, default=math.nan)
         for label, s in scores.items():
             if s.na:
                 lines.append(f"| {trace} | {horizon} | {label} | n/a | n/a | n/a | n/a | {s.na} |")
                 continue
             mase = s.mase(scale)
-            ratio = f"{mase / best:.2f}" if peers else "n/a"
+            ratio = f"{mase / best:.2f}" if peer_mases else "n/a"
             lines.append(
                 f"| {trace} | {horizon} | {label} | {mase:.3f} | {s.coverage():.3f} | "
                 f"{s.seconds / s.fits:.3f} | {ratio} | {s.name} |"
@@ -309,8 +309,12 @@ def main() -> int:
     peers = [] if args.peers == "none" else args.peers.split(",")
     if unknown := [p for p in peers if p not in PEERS]:
         raise SystemExit(f"unknown peers {unknown}; expected some of {PEERS} or none")
-    if args.span:
-        seconds(args.span)  # a malformed span fails here, before any run
+    try:  # a malformed span fails here, before any run
+        span_seconds = seconds(args.span) if args.span else None
+    except (KeyError, ValueError):
+        span_seconds = 0
+    if span_seconds == 0:
+        raise SystemExit(f"--span {args.span!r}: expected a duration such as 90m, 3d or 1d12h")
     binaries = {}
     for item in args.prescient or [f"prescient={os.environ.get('PRESCIENT_BIN', 'prescient')}"]:
         label, _, binary = item.partition("=")
@@ -333,7 +337,7 @@ def main() -> int:
             trace = Trace.read(TRACES / name)
             for horizon in horizons:
                 started = time.perf_counter()
-                r = bench_case(trace, horizon, binaries, origins, Path(tmp), peers, args.span)
+                r = bench_case(trace, horizon, binaries, origins, Path(tmp), peers, span_seconds)
                 took = time.perf_counter() - started
                 print(f"peer-bench: {name} {horizon} ({r['h']} steps, {origins} origins, seasons {r['seasons']}, "
                       f"peer window {r['window']}) in {took:.0f} s", file=sys.stderr, flush=True)
