@@ -28,7 +28,9 @@ mod types;
 pub use types::{PolicyType, ReplicaState, SelectPolicy};
 
 use crate::{
-    core::peak::{CalibrationState, MissSignal, PeakCalibrator, PlannedWindow, REFERENCE_QUANTILE},
+    core::peak::{
+        CalibrationState, MissSignal, ModelPeak, PeakCalibrator, PlannedWindow, REFERENCE_QUANTILE,
+    },
     policy::{self, Decision, DecisionReason, PolicyInput, PredictedDemand, RecentRecommendations},
     spec::ScalingSpec,
 };
@@ -535,13 +537,13 @@ impl AutoscalerCore {
                     .map(|peak| peak.max(observed_demand))
             };
             let reference = f.quantile(REFERENCE_QUANTILE);
-            predicted.calibrated_peak = floored_peak(&f.mean).and_then(|forecast_peak| {
-                let spread = floored_peak(&reference).map_or(0.0, |band| band - forecast_peak);
+            predicted.calibrated_peak = floored_peak(&f.mean).and_then(|peak| {
+                let spread = floored_peak(&reference).map_or(0.0, |band| band - peak);
                 let window = PlannedWindow {
                     from: now,
                     to: window_end,
-                    forecast_peak,
-                    spread,
+                    model: Some(ModelPeak { peak, spread }),
+                    observed: observed_demand,
                 };
                 self.calibrator
                     .plan(window, history.end(), history.step_seconds())
@@ -556,8 +558,8 @@ impl AutoscalerCore {
                 let window = PlannedWindow {
                     from: now,
                     to: window_end,
-                    forecast_peak: observed_demand,
-                    spread: 0.0,
+                    model: None,
+                    observed: observed_demand,
                 };
                 self.calibrator
                     .plan(window, history.end(), history.step_seconds())
