@@ -40,7 +40,8 @@
 //!   baseline). A window reaching into a step not yet begun keeps the model: what is observed says
 //!   nothing of that step but "no change", and offered it, persistence won some kinds of such windows
 //!   on average cost while leaving more minutes short (Twitter 5-minute steps, 5-minute start-up, at
-//!   HPA@0.7's cost: 0.57× → 0.61× the HPA's minutes short).
+//!   HPA@0.7's cost: 0.57× → 0.61× the HPA's minutes short). Persistence is scored on those windows
+//!   all the same, and stands in while the model has too few scores of their kind.
 //! - The provisioned peak is `forecast + unit × Q(level)`, `Q` the conformal quantile of the scores of
 //!   the last day (or of the last 1,000, for up to a week, for a kind seen less often than that in a
 //!   day) *of windows that reach as far beyond the history*: a window that ends within the
@@ -561,13 +562,13 @@ impl PeakCalibrator {
         } = window;
         let kind = window_kind(from, to, history_end, step_seconds);
         // What is observed now is a rate over the step in progress at most: beside a model, persistence
-        // is a candidate only for windows that end within that step.
-        let within_observed_step = kind / PHASES <= 1;
+        // competes only for windows that end within that step. Of the others it is scored all the same,
+        // so that it can stand in for a model without scores of their kind yet.
+        let competes = model.is_none() || kind / PHASES <= 1;
         let baselines = Baseline::ALL.map(|baseline| {
             let (peak, spread) = match baseline {
                 Baseline::Model => model.map(|m| (m.peak, m.spread))?,
-                Baseline::Persistence if model.is_none() || within_observed_step => (observed, 0.0),
-                Baseline::Persistence => return None,
+                Baseline::Persistence => (observed, 0.0),
             };
             peak.is_finite().then_some((peak.max(0.0), spread))
         });
@@ -581,8 +582,12 @@ impl PeakCalibrator {
             };
             let units = Unit::ALL.map(|unit| unit.of(peak, spread, level));
             planned[b] = Some(BaselinePeak { peak, units });
+            let stands_in = baseline == Baseline::Persistence && !competes;
+            if stands_in && provisioned[Baseline::Model.index()].is_some() {
+                continue;
+            }
             let headroom = self.headroom_of(kind, baseline, from, units);
-            if let [Some(spread), Some(poisson), Some(proportional)] = headroom {
+            if let ([Some(spread), Some(poisson), Some(proportional)], false) = (headroom, stands_in) {
                 self.headroom[b].record(from, [spread, poisson, proportional]);
             }
             let unit = self.headroom[b].cheapest();
