@@ -84,7 +84,7 @@ fn on_hourly_steps_predictive_is_cheaper_than_the_hpa_at_0_9_and_short_less() {
     // 0.9 at q0.9, q0.95 and q0.99 (q0.9: 1,226,068 replica-minutes against 1,214,900). 2-minute
     // start-up, capacity per replica = the whole trace's median / 10, the first week growing the
     // history. Measured when written: HPA@0.9 1,214,900 replica-minutes and 1,169 minutes short;
-    // predictive@q0.995 1,151,598 and 566 (0.48×).
+    // predictive@q0.995 1,151,514 and 566 (0.48×).
     let trace = shipped("usask-http-1995-1h.csv", 809_913_600, 814_752_000);
     let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(120), 38.0));
     settings.warmup = Duration::from_secs(7 * 86_400);

@@ -564,7 +564,7 @@ impl PeakCalibrator {
         // What is observed now is a rate over the step in progress at most: beside a model, persistence
         // competes only for windows that end within that step. Of the others it is scored all the same,
         // so that it can stand in for a model without scores of their kind yet.
-        let competes = model.is_none() || kind / PHASES <= 1;
+        let competes = model.is_none() || reach_of(kind) <= 1;
         let baselines = Baseline::ALL.map(|baseline| {
             let (peak, spread) = match baseline {
                 Baseline::Model => model.map(|m| (m.peak, m.spread))?,
@@ -724,6 +724,12 @@ fn window_kind(from: i64, to: i64, history_end: i64, step_seconds: i64) -> usize
     let into_step = (from - (history_end + step)).clamp(0, step - 1) as f64 / step as f64;
     let phase = PHASE_STARTS.iter().filter(|&&start| into_step >= start).count();
     reach * PHASES + phase
+}
+
+/// How many steps beyond the history a window of `kind` ([`window_kind`]) reaches: 1 for one that
+/// ends within the step in progress.
+fn reach_of(kind: usize) -> usize {
+    kind / PHASES
 }
 
 /// The share of an outcome's own span (`span` seconds) not already covered by the previous outcome
