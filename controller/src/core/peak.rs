@@ -60,10 +60,18 @@
 //!   every quantile above 0.99 provision the same.
 //! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
 //!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
-//!   changes. With a quantile the error is a window whose peak exceeded what was provisioned; with an
-//!   SLO target ([`MissSignal::Shortfall`]) it is a sync at which demand exceeded ready capacity —
-//!   judged on the history once it covers the sync ([`PeakCalibrator::record_capacity`]) — so the
-//!   share of time short tracks the target.
+//!   changes. Their `γ = 0.005` is a step ever larger against a smaller target: at q0.99 one miss
+//!   moves `α` by half of it, which follows a level shift, but the few windows of a single
+//!   unforecastable spike (all missed) drove `α` to 0 and the plan to the largest score, the spike,
+//!   for hours. So three levels adapt side by side, with `γ = min(0.005, s α*)` for `s` = 0.5, 0.15
+//!   and 0.05 (all 0.005 at q0.9 and below; 0.005, 0.0015 and 0.0005 at q0.99), and the plan follows
+//!   the one whose plans had the lowest quantile (pinball) loss at the target over the last day — the
+//!   expert selection of Gibbs & Candès' dynamically-tuned ACI (2022), by the loss it minimises. An
+//!   SLO target adapts every level on the same short syncs and keeps the first. With a
+//!   quantile the error is a window whose peak exceeded what was provisioned; with an SLO target
+//!   ([`MissSignal::Shortfall`]) it is a sync at which demand exceeded ready capacity — judged on the
+//!   history once it covers the sync ([`PeakCalibrator::record_capacity`]) — so the share of time
+//!   short tracks the target.
 //!
 //! - The miss rate is spent where headroom is cheap. At a given average miss rate, the fewest misses
 //!   for the replicas spent come from provisioning each window where its peak's density is the same
@@ -108,8 +116,15 @@ pub const MIN_SCORES: usize = 10;
 const LEVEL_HALF_LIFE_SECONDS: f64 = 3_600.0;
 /// Windows are told apart by how many history steps they reach beyond the history's end, up to this.
 const MAX_REACH_STEPS: usize = 8;
-/// Step size of the adaptive level (Gibbs & Candès' default).
+/// Step size of the adaptive level (Gibbs & Candès' default), the fastest one.
 const ACI_GAMMA: f64 = 0.005;
+/// Step sizes of the adaptive levels as shares of the target rate, each at most [`ACI_GAMMA`]: one
+/// level per step, the plan follows the one with the lowest quantile loss over the last day (see the
+/// module doc). At a target of 0.1 or more all three are [`ACI_GAMMA`]; at 0.01 they are 0.005,
+/// 0.0015 and 0.0005. The first is followed until there is a loss to compare.
+const ACI_GAMMA_SHARES: [f64; ACI_STEPS] = [0.5, 0.15, 0.05];
+/// How many adaptive levels run side by side.
+const ACI_STEPS: usize = 3;
 /// The forecaster's band whose reach above the point forecast sets the unit of the scores: an upper
 /// quantile the folds estimate well (a few residuals per hundred beyond it), whatever the user's
 /// quantile, so that changing the quantile does not change the scores already realised.
@@ -246,9 +261,10 @@ struct PendingWindow {
     to: i64,
     /// Per [`Baseline`], its point peak and units (`None`: not planned with it).
     baselines: [Option<BaselinePeak>; 2],
-    /// The peak that was provisioned (after calibration), for the miss signal; `None` before the
-    /// calibration had enough windows (such a window does not move the level).
-    provisioned: Option<f64>,
+    /// The peak each adaptive level would have provisioned (after calibration; the followed one's was),
+    /// for the miss signal; `None` before the calibration had enough windows (such a window does not
+    /// move the levels).
+    provisioned: Option<[f64; ACI_STEPS]>,
     /// Its kind ([`window_kind`]): how far it reaches beyond the history, and where in the step it starts.
     kind: usize,
 }
@@ -327,15 +343,16 @@ impl Scores {
     }
 }
 
-/// What each of `N` alternatives planned over the last day, summed, to tell which is cheapest at equal
-/// cover: the headroom of each [`Unit`], or the provisioned peak of each [`Baseline`].
+/// What each of `N` alternatives cost over the last day, summed, to tell which is cheapest: the
+/// headroom of each [`Unit`] or the provisioned peak of each [`Baseline`] (at equal cover), or the
+/// quantile loss of each adaptive level.
 #[derive(Debug, Clone, PartialEq)]
-struct Headroom<const N: usize> {
+struct DayTotals<const N: usize> {
     planned: VecDeque<(i64, [f64; N])>,
     sums: [f64; N],
 }
 
-impl<const N: usize> Default for Headroom<N> {
+impl<const N: usize> Default for DayTotals<N> {
     fn default() -> Self {
         Self {
             planned: VecDeque::new(),
@@ -344,7 +361,7 @@ impl<const N: usize> Default for Headroom<N> {
     }
 }
 
-impl<const N: usize> Headroom<N> {
+impl<const N: usize> DayTotals<N> {
     fn record(&mut self, at: i64, headroom: [f64; N]) {
         if !headroom.iter().all(|h| h.is_finite()) {
             return;
@@ -383,14 +400,16 @@ pub struct PeakCalibrator {
     scores: BTreeMap<usize, [[Scores; 3]; 2]>,
     /// Per [`Baseline`], the headroom each unit planned over the last day, to choose the cheapest (the
     /// forecaster's spread first: it is the one that knows this window).
-    headroom: [Headroom<3>; 2],
+    headroom: [DayTotals<3>; 2],
     /// Per kind of window, the peak each [`Baseline`] provisioned over the last day, to choose the
     /// cheapest (the model first).
-    baseline_cost: BTreeMap<usize, Headroom<2>>,
+    baseline_cost: BTreeMap<usize, DayTotals<2>>,
     /// Slow level of realised peaks (one-hour half-life).
     level: DecayingMean,
-    /// The adaptive miss rate `α`.
-    alpha: f64,
+    /// The adaptive miss rate `α` of each step size ([`ACI_GAMMA_SHARES`]).
+    alphas: [f64; ACI_STEPS],
+    /// Quantile loss of each adaptive level's plans over the last day; the plan follows the lowest.
+    level_loss: DayTotals<ACI_STEPS>,
     /// Per [`Baseline`] and [`Unit`], a slow mean of the windows' absolute tail scales (one-day
     /// half-life; a plain mean of the first windows).
     typical_scale: [[DecayingMean; 3]; 2],
@@ -428,7 +447,8 @@ impl PeakCalibrator {
             headroom: Default::default(),
             baseline_cost: BTreeMap::new(),
             level: DecayingMean::new(LEVEL_HALF_LIFE_SECONDS, false),
-            alpha: signal.target_rate(),
+            alphas: [signal.target_rate(); ACI_STEPS],
+            level_loss: DayTotals::default(),
             typical_scale: [[DecayingMean::new(SCORE_LOOKBACK_SECONDS as f64, true); 3]; 2],
             shortfall: ShortfallTally::default(),
             pending_capacity: VecDeque::new(),
@@ -456,7 +476,8 @@ impl PeakCalibrator {
     pub fn set_signal(&mut self, signal: MissSignal) {
         if signal != self.signal {
             self.signal = signal;
-            self.alpha = signal.target_rate();
+            self.alphas = [signal.target_rate(); ACI_STEPS];
+            self.level_loss = DayTotals::default();
         }
     }
 
@@ -468,9 +489,9 @@ impl PeakCalibrator {
             .sum()
     }
 
-    /// The level the next plan provisions for: `1 − α`, within `[0, 1]`.
+    /// The level the next plan provisions for: `1 − α` of the followed step size, within `[0, 1]`.
     pub fn level(&self) -> f64 {
-        (1.0 - self.alpha).clamp(0.0, 1.0)
+        (1.0 - self.alphas[self.level_loss.cheapest()]).clamp(0.0, 1.0)
     }
 
     /// Scores every pending window that `history` now covers (its last point's step reaches the window
@@ -488,10 +509,16 @@ impl PeakCalibrator {
             let Some(realised) = peak_of(history, window.from, window.to) else {
                 continue;
             };
-            if let (MissSignal::WindowPeak { .. }, Some(provisioned)) = (self.signal, window.provisioned) {
+            if let (MissSignal::WindowPeak { quantile }, Some(provisioned)) =
+                (self.signal, window.provisioned)
+            {
                 let apart = self.last_window_from.map_or(i64::MAX, |at| window.from - at);
                 let weight = share_of(apart, step.max(window.to - window.from));
-                self.adapt(realised > provisioned + 1e-9, weight);
+                self.level_loss.record(
+                    window.from,
+                    provisioned.map(|p| weight * pinball(realised, p, quantile)),
+                );
+                self.adapt(provisioned.map(|p| realised > p + 1e-9), weight);
             }
             self.last_window_from = Some(window.from);
             self.level.update(window.to, realised);
@@ -543,7 +570,8 @@ impl PeakCalibrator {
         self.shortfall.record(now, short);
         if let MissSignal::Shortfall { .. } = self.signal {
             let apart = self.last_shortfall_at.map_or(i64::MAX, |at| now - at);
-            self.adapt(short, share_of(apart, self.step_seconds));
+            // Every level sees the same syncs: what capacity each would have had is not known.
+            self.adapt([short; ACI_STEPS], share_of(apart, self.step_seconds));
         }
         self.last_shortfall_at = Some(now);
     }
@@ -573,6 +601,7 @@ impl PeakCalibrator {
             peak.is_finite().then_some((peak.max(0.0), spread))
         });
         let level = self.level.mean();
+        let followed = self.level_loss.cheapest();
         let mut planned = [None; 2];
         let mut provisioned = [None; 2];
         for baseline in Baseline::ALL {
@@ -587,16 +616,22 @@ impl PeakCalibrator {
                 continue;
             }
             let headroom = self.headroom_of(kind, baseline, from, units);
-            if let ([Some(spread), Some(poisson), Some(proportional)], false) = (headroom, stands_in) {
+            if let ([Some(spread), Some(poisson), Some(proportional)], false) =
+                (headroom[followed], stands_in)
+            {
                 self.headroom[b].record(from, [spread, poisson, proportional]);
             }
             let unit = self.headroom[b].cheapest();
-            provisioned[b] = headroom[unit].map(|h| (peak + h).max(0.0));
+            provisioned[b] = headroom
+                .iter()
+                .map(|h| h[unit].map(|h| (peak + h).max(0.0)))
+                .collect::<Option<Vec<f64>>>()
+                .and_then(|all| <[f64; ACI_STEPS]>::try_from(all).ok());
         }
         let provisioned = match provisioned {
             [Some(model), Some(persistence)] => {
                 let cost = self.baseline_cost.entry(kind).or_default();
-                cost.record(from, [model, persistence]);
+                cost.record(from, [model[followed], persistence[followed]]);
                 Some([model, persistence][cost.cheapest()])
             }
             [model, persistence] => model.or(persistence),
@@ -615,46 +650,55 @@ impl PeakCalibrator {
             provisioned,
             kind,
         });
-        provisioned
+        provisioned.map(|p| p[followed])
     }
 
-    /// The headroom above `baseline`'s point peak for a window of `kind` starting at `from`, in each
-    /// unit (`units`, the window's size of each): the calibrated quantile of its scores at the window's
-    /// own level (the adaptive level weighted by its tail scale, see the module doc). `None` for a unit
-    /// with too few scores of the kind.
+    /// The headroom above `baseline`'s point peak for a window of `kind` starting at `from`, at each
+    /// adaptive level and in each unit (`units`, the window's size of each): the calibrated quantile of
+    /// its scores at the window's own level (the adaptive level weighted by its tail scale, see the
+    /// module doc). `None` for a unit with too few scores of the kind.
     fn headroom_of(
         &mut self,
         kind: usize,
         baseline: Baseline,
         from: i64,
         units: [f64; 3],
-    ) -> [Option<f64>; 3] {
-        let (alpha, average_level) = (self.alpha, self.level());
+    ) -> [[Option<f64>; 3]; ACI_STEPS] {
+        let alphas = self.alphas;
         let kind_scores = self.scores.get(&kind).map(|s| &s[baseline.index()]);
         let typical_scale = &mut self.typical_scale[baseline.index()];
-        Unit::ALL.map(|unit| {
-            let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
-            let level = match scores.tail_scale() {
-                Some(scale) => {
-                    let scale = scale * unit_size;
-                    let typical = typical_scale[unit.index()].update(from, scale).max(1e-9);
-                    let weight = (scale / typical)
-                        .sqrt()
-                        .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT);
-                    1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0)
-                }
-                None => average_level,
-            };
-            scores.quantile(level).map(|q| unit_size * q)
+        // The miss weight of each unit, taken once: it updates the slow typical scale.
+        let weights = Unit::ALL.map(|unit| {
+            let scale = kind_scores?[unit.index()].tail_scale()? * units[unit.index()];
+            let typical = typical_scale[unit.index()].update(from, scale).max(1e-9);
+            Some(
+                (scale / typical)
+                    .sqrt()
+                    .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT),
+            )
+        });
+        alphas.map(|alpha| {
+            Unit::ALL.map(|unit| {
+                let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
+                let level = match weights[unit.index()] {
+                    Some(weight) => 1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0),
+                    None => 1.0 - alpha.clamp(0.0, 1.0),
+                };
+                scores.quantile(level).map(|q| unit_size * q)
+            })
         })
     }
 
-    fn adapt(&mut self, miss: bool, weight: f64) {
+    /// One outcome per adaptive level: whether its plan missed.
+    fn adapt(&mut self, misses: [bool; ACI_STEPS], weight: f64) {
         let target = self.signal.target_rate();
-        let err = if miss { 1.0 } else { 0.0 };
-        // Bounded to the levels that mean something (α = 0 provisions for the largest score), so that a
-        // long run of misses does not wind the level up beyond recovery.
-        self.alpha = (self.alpha + weight * ACI_GAMMA * (target - err)).clamp(0.0, 1.0);
+        for ((alpha, share), miss) in self.alphas.iter_mut().zip(ACI_GAMMA_SHARES).zip(misses) {
+            let err = if miss { 1.0 } else { 0.0 };
+            // Bounded to the levels that mean something (α = 0 provisions for the largest score), so
+            // that a long run of misses does not wind the level up beyond recovery.
+            let gamma = (share * target).min(ACI_GAMMA);
+            *alpha = (*alpha + weight * gamma * (target - err)).clamp(0.0, 1.0);
+        }
     }
 }
 
@@ -730,6 +774,17 @@ fn window_kind(from: i64, to: i64, history_end: i64, step_seconds: i64) -> usize
 /// ends within the step in progress.
 fn reach_of(kind: usize) -> usize {
     kind / PHASES
+}
+
+/// The quantile (pinball) loss of provisioning `provisioned` for a peak that was `realised`, at `level`:
+/// what a plan at that level minimises, so the adaptive level tracking it best has the lowest.
+fn pinball(realised: f64, provisioned: f64, level: f64) -> f64 {
+    let short = realised - provisioned;
+    if short >= 0.0 {
+        level * short
+    } else {
+        (level - 1.0) * short
+    }
 }
 
 /// The share of an outcome's own span (`span` seconds) not already covered by the previous outcome
@@ -869,7 +924,7 @@ mod tests {
             // At its target level, the plan is the known quantile of the peak.
             let exact = peaks[(quantile * peaks.len() as f64) as usize];
             let mut at_target = calibrator.clone();
-            at_target.alpha = 1.0 - quantile;
+            at_target.alphas = [1.0 - quantile; ACI_STEPS];
             // A window of the same kind: it ends two steps beyond the history.
             let planned = at_target
                 .plan(window(1_000_000, 1_000_060, 100.0, 10.0), 999_940, 60)
@@ -968,6 +1023,79 @@ mod tests {
             (miss_all - 0.1).abs() < 0.02,
             "miss rate across the change {miss_all}"
         );
+    }
+
+    #[test]
+    fn one_unforecastable_spike_does_not_hold_a_high_quantile_at_its_size() {
+        // Lognormal demand around 100 at q0.99, one step at 20× the level. Its windows miss whatever
+        // was planned; the level must not then sit at the spike's score: over the hour after, the plan
+        // stays near what it was before (a fixed ACI step drove α to 0 and planned for the spike,
+        // 2,000, for half an hour here, with 2,880 scores of the kind; for hours with fewer).
+        let mut rng = StdRng::seed_from_u64(17);
+        let noise = LogNormal { sigma: 0.3 };
+        let spike_at = 5000;
+        let values: Vec<f64> = (0..5400)
+            .map(|i| {
+                if i == spike_at {
+                    2000.0
+                } else {
+                    100.0 * noise.sample(&mut rng)
+                }
+            })
+            .collect();
+        let mut planned = Vec::new();
+        let signal = MissSignal::WindowPeak { quantile: 0.99 };
+        let mut calibrator = PeakCalibrator::new(signal);
+        let step = 60;
+        let mut history = TimeSeries::from_values(0, step, vec![values[0]]).unwrap();
+        for (i, &value) in values.iter().enumerate().take(values.len() - 2).skip(1) {
+            history.append(&[(i as i64 * step, value)]).unwrap();
+            calibrator.observe(&history);
+            let now = i as i64 * step;
+            if let Some(p) = calibrator.plan(window(now + step, now + 2 * step, 100.0, 30.0), now, step) {
+                planned.push((i, p));
+            }
+        }
+        let mean_over = |from: usize, to: usize| {
+            let inside: Vec<f64> = planned
+                .iter()
+                .filter(|(i, _)| (from..to).contains(i))
+                .map(|(_, p)| *p)
+                .collect();
+            inside.iter().sum::<f64>() / inside.len() as f64
+        };
+        let before = mean_over(spike_at - 60, spike_at - 1);
+        // The spike's windows are realised by step `spike_at + 2`.
+        let after = mean_over(spike_at + 3, spike_at + 60);
+        assert!(before > 150.0 && before < 400.0, "before the spike {before}");
+        assert!(
+            after < 1.5 * before,
+            "over the hour after the spike {after}, before {before}"
+        );
+    }
+
+    #[test]
+    fn after_a_level_shift_the_plan_follows_the_fastest_adaptive_level() {
+        // Stationary demand, then three times as much from step 4,000 while the forecast stays: windows
+        // miss until the scores catch up. The fastest level wins the quantile loss over the day there.
+        let mut rng = StdRng::seed_from_u64(23);
+        let noise = LogNormal { sigma: 0.1 };
+        let shift_at = 4000;
+        let values: Vec<f64> = (0..4300)
+            .map(|i| if i < shift_at { 100.0 } else { 300.0 } * noise.sample(&mut rng))
+            .collect();
+        let signal = MissSignal::WindowPeak { quantile: 0.99 };
+        let (_, before) = replay(&values[..shift_at], |_| (100.0, 10.0), signal);
+        let (_, after) = replay(&values, |_| (100.0, 10.0), signal);
+        // Stationary, the slowest tracks the quantile best (the least noise in `α`).
+        let slowest = ACI_STEPS - 1;
+        assert_eq!(
+            before.level_loss.cheapest(),
+            slowest,
+            "{:?}",
+            before.level_loss.sums
+        );
+        assert_eq!(after.level_loss.cheapest(), 0, "{:?}", after.level_loss.sums);
     }
 
     #[test]
