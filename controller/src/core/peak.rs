@@ -616,17 +616,14 @@ impl PeakCalibrator {
                 continue;
             }
             let headroom = self.headroom_of(kind, baseline, from, units);
-            if let ([Some(spread), Some(poisson), Some(proportional)], false) =
-                (headroom[followed], stands_in)
-            {
-                self.headroom[b].record(from, [spread, poisson, proportional]);
+            if let ([Some(spread), Some(poisson), Some(proportional)], false) = (headroom, stands_in) {
+                self.headroom[b].record(
+                    from,
+                    [spread[followed], poisson[followed], proportional[followed]],
+                );
             }
             let unit = self.headroom[b].cheapest();
-            provisioned[b] = headroom
-                .iter()
-                .map(|h| h[unit].map(|h| (peak + h).max(0.0)))
-                .collect::<Option<Vec<f64>>>()
-                .and_then(|all| <[f64; ACI_STEPS]>::try_from(all).ok());
+            provisioned[b] = headroom[unit].map(|levels| levels.map(|h| (peak + h).max(0.0)));
         }
         let provisioned = match provisioned {
             [Some(model), Some(persistence)] => {
@@ -653,39 +650,33 @@ impl PeakCalibrator {
         provisioned.map(|p| p[followed])
     }
 
-    /// The headroom above `baseline`'s point peak for a window of `kind` starting at `from`, at each
-    /// adaptive level and in each unit (`units`, the window's size of each): the calibrated quantile of
-    /// its scores at the window's own level (the adaptive level weighted by its tail scale, see the
-    /// module doc). `None` for a unit with too few scores of the kind.
+    /// The headroom above `baseline`'s point peak for a window of `kind` starting at `from`, in each
+    /// unit (`units`, the window's size of each) at each adaptive level: the calibrated quantile of its
+    /// scores at the window's own level (the adaptive level weighted by its tail scale, see the module
+    /// doc). `None` for a unit with too few scores of the kind.
     fn headroom_of(
         &mut self,
         kind: usize,
         baseline: Baseline,
         from: i64,
         units: [f64; 3],
-    ) -> [[Option<f64>; 3]; ACI_STEPS] {
+    ) -> [Option<[f64; ACI_STEPS]>; 3] {
         let alphas = self.alphas;
         let kind_scores = self.scores.get(&kind).map(|s| &s[baseline.index()]);
         let typical_scale = &mut self.typical_scale[baseline.index()];
-        // The miss weight of each unit, taken once: it updates the slow typical scale.
-        let weights = Unit::ALL.map(|unit| {
-            let scale = kind_scores?[unit.index()].tail_scale()? * units[unit.index()];
+        Unit::ALL.map(|unit| {
+            let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
+            let scale = scores.tail_scale()? * unit_size;
             let typical = typical_scale[unit.index()].update(from, scale).max(1e-9);
-            Some(
-                (scale / typical)
-                    .sqrt()
-                    .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT),
-            )
-        });
-        alphas.map(|alpha| {
-            Unit::ALL.map(|unit| {
-                let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
-                let level = match weights[unit.index()] {
-                    Some(weight) => 1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0),
-                    None => 1.0 - alpha.clamp(0.0, 1.0),
-                };
-                scores.quantile(level).map(|q| unit_size * q)
-            })
+            let weight = (scale / typical)
+                .sqrt()
+                .clamp(MIN_MISS_WEIGHT, 1.0 / MIN_MISS_WEIGHT);
+            let mut headroom = [0.0; ACI_STEPS];
+            for (h, alpha) in headroom.iter_mut().zip(alphas) {
+                let level = 1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0);
+                *h = unit_size * scores.quantile(level)?;
+            }
+            Some(headroom)
         })
     }
 
