@@ -67,7 +67,7 @@ pub struct Args {
     /// from 0.3 to 0.999, about evenly spaced in log(1 − q) (both ends matter: on smooth traffic even
     /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8), then 3 more
     /// between any two neighbours whose cost or shortfall brackets an HPA setting's, and 3 beyond the
-    /// highest (0.9995, 0.9998, 0.9999) when it is still cheaper and short more than an HPA setting.
+    /// highest (0.9995, 0.9998, 0.9999) when it is still cheaper than an HPA setting.
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -490,8 +490,8 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
 /// Quantiles added between two neighbours of the sweep that bracket an HPA setting's cost or
 /// shortfall, evenly in `log(1 − q)` as the sweep itself.
 const REFINE_BETWEEN: usize = 3;
-/// When even the highest quantile swept is cheaper and short more than an HPA setting, quantiles with
-/// `1 − q` divided by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999).
+/// When even the highest quantile swept is cheaper than an HPA setting, quantiles with `1 − q` divided
+/// by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999).
 const EXTEND_BEYOND_DIVISORS: [f64; 3] = [2.0, 5.0, 10.0];
 
 /// The predictive replays that refine a `--frontier` sweep: for each HPA setting, the two neighbouring
@@ -543,12 +543,12 @@ fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]
             }
         }
     }
-    // The costliest setting is still cheaper than an HPA setting and short more: the curve stops
-    // before the HPA's, so it is carried on towards 1, in the same log(1 − q) steps.
-    if let Some(&(top_q, (top_cost, top_short))) = predictive.last() {
-        let beyond = hpa
-            .iter()
-            .any(|&(cost, short)| cost > top_cost && short < top_short);
+    // The costliest setting is still cheaper than an HPA setting: the fewest minutes short at that
+    // setting's cost are not yet known, so the curve is carried on towards 1, in the same log(1 − q)
+    // steps. (Also where the top is already short less: the comparison reads the best point tried, and
+    // stopping there overstated predictive's shortfall at the HPA's cost.)
+    if let Some(&(top_q, (top_cost, _))) = predictive.last() {
+        let beyond = hpa.iter().any(|&(cost, _)| cost > top_cost);
         if beyond {
             for divisor in EXTEND_BEYOND_DIVISORS {
                 let q = ((1.0 - (1.0 - top_q) / divisor) * 10_000.0).round() / 10_000.0;
@@ -812,6 +812,15 @@ mod tests {
         assert_eq!(
             refinement_quantiles(&hpa[..1], &mut predictive),
             vec![0.9995, 0.9998, 0.9999]
+        );
+        // Also where the top is already short less than that HPA setting: hourly Saskatchewan traffic's
+        // q0.999 was short 235.5 minutes at 4,223,617 replica-minutes, the HPA at 0.8 3,013.5 at
+        // 4,761,242, and q0.9999 (4,384,379, 33.5) was never tried.
+        let mut shorter = vec![(0.99, (3_976_546.0, 4_248.0)), (0.999, (4_223_617.0, 235.5))];
+        let added = refinement_quantiles(&[(4_761_242.0, 3_013.5)], &mut shorter);
+        assert!(
+            [0.9995, 0.9998, 0.9999].iter().all(|q| added.contains(q)),
+            "{added:?}"
         );
         // Where the top setting already reaches past every HPA setting, nothing is added beyond it.
         let reached = [(5_009_332.0, 147.5)];
