@@ -12,5 +12,5 @@ pub use api::*;
 pub use calibration::Calibration;
 pub use models::Forecaster;
 pub use seasons::detect_seasons;
-pub use select::{MIN_FOLDS, backtest, fit};
+pub use select::{MIN_FOLDS, backtest, fit, pinball};
 pub use series::{MAX_INTERPOLATED_GAP, MAX_POINTS};

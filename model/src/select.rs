@@ -386,7 +386,8 @@ fn interval_scores(prepared: &Prepared, forecasts: &[Vec<f64>], level: f64) -> (
     (inside as f64 / count as f64, loss / (2 * count) as f64)
 }
 
-fn pinball(actual: f64, quantile_forecast: f64, q: f64) -> f64 {
+/// The quantile (pinball) loss of `quantile_forecast` at level `q` for an `actual` value.
+pub fn pinball(actual: f64, quantile_forecast: f64, q: f64) -> f64 {
     let d = actual - quantile_forecast;
     if d >= 0.0 { q * d } else { (q - 1.0) * d }
 }

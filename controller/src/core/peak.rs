@@ -93,7 +93,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use prescient_model::TimeSeries;
+use prescient_model::{TimeSeries, pinball};
 
 use crate::policy::peak_over;
 
@@ -767,17 +767,6 @@ fn reach_of(kind: usize) -> usize {
     kind / PHASES
 }
 
-/// The quantile (pinball) loss of provisioning `provisioned` for a peak that was `realised`, at `level`:
-/// what a plan at that level minimises, so the adaptive level tracking it best has the lowest.
-fn pinball(realised: f64, provisioned: f64, level: f64) -> f64 {
-    let short = realised - provisioned;
-    if short >= 0.0 {
-        level * short
-    } else {
-        (level - 1.0) * short
-    }
-}
-
 /// The share of an outcome's own span (`span` seconds) not already covered by the previous outcome
 /// `apart` seconds earlier: 1 for outcomes at least a span apart.
 fn share_of(apart: i64, span: i64) -> f64 {
@@ -857,7 +846,7 @@ mod tests {
         signal: MissSignal,
         counted: impl Fn(usize) -> bool,
     ) -> (usize, usize, PeakCalibrator) {
-        replay_windows(
+        let (misses, planned, calibrator, _) = replay_windows(
             values,
             |i, from, to| {
                 let (peak, spread) = forecast(i);
@@ -865,20 +854,22 @@ mod tests {
             },
             signal,
             counted,
-        )
+        );
+        (misses, planned, calibrator)
     }
 
-    /// Like [`replay_counting`], with the whole window planned at step `i` (from, to) given.
+    /// Like [`replay_counting`], with the whole window planned at step `i` (from, to) given; also
+    /// returns every plan, with the step it was made at.
     fn replay_windows(
         values: &[f64],
         window_at: impl Fn(usize, i64, i64) -> PlannedWindow,
         signal: MissSignal,
         counted: impl Fn(usize) -> bool,
-    ) -> (usize, usize, PeakCalibrator) {
+    ) -> (usize, usize, PeakCalibrator, Vec<(usize, f64)>) {
         let step = 60;
         let mut calibrator = PeakCalibrator::new(signal);
         let mut history = TimeSeries::from_values(0, step, vec![values[0]]).unwrap();
-        let (mut misses, mut planned) = (0usize, 0usize);
+        let (mut misses, mut planned, mut plans) = (0usize, 0usize, Vec::new());
         for i in 1..values.len() - 2 {
             history.append(&[(i as i64 * step, values[i])]).unwrap();
             calibrator.observe(&history);
@@ -886,13 +877,14 @@ mod tests {
             // The window is the next two steps.
             let (from, to) = (now + step, now + 2 * step);
             let provisioned = calibrator.plan(window_at(i, from, to), now, step);
+            plans.extend(provisioned.map(|p| (i, p)));
             if let Some(provisioned) = provisioned.filter(|_| counted(i)) {
                 planned += 1;
                 let realised = values[i + 1].max(values[i + 2]);
                 misses += usize::from(realised > provisioned);
             }
         }
-        (misses, planned, calibrator)
+        (misses, planned, calibrator, plans)
     }
 
     #[test]
@@ -1034,19 +1026,13 @@ mod tests {
                 }
             })
             .collect();
-        let mut planned = Vec::new();
         let signal = MissSignal::WindowPeak { quantile: 0.99 };
-        let mut calibrator = PeakCalibrator::new(signal);
-        let step = 60;
-        let mut history = TimeSeries::from_values(0, step, vec![values[0]]).unwrap();
-        for (i, &value) in values.iter().enumerate().take(values.len() - 2).skip(1) {
-            history.append(&[(i as i64 * step, value)]).unwrap();
-            calibrator.observe(&history);
-            let now = i as i64 * step;
-            if let Some(p) = calibrator.plan(window(now + step, now + 2 * step, 100.0, 30.0), now, step) {
-                planned.push((i, p));
-            }
-        }
+        let (_, _, _, planned) = replay_windows(
+            &values,
+            |_, from, to| window(from, to, 100.0, 30.0),
+            signal,
+            |_| true,
+        );
         let mean_over = |from: usize, to: usize| {
             let inside: Vec<f64> = planned
                 .iter()
@@ -1325,7 +1311,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let noise = LogNormal { sigma: 0.3 };
         let values: Vec<f64> = (0..103).map(|_| 100.0 * noise.sample(&mut rng)).collect();
-        let (misses, planned, _) = replay_windows(
+        let (misses, planned, _, _) = replay_windows(
             &values,
             |i, from, to| PlannedWindow {
                 from,
