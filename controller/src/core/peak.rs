@@ -561,9 +561,9 @@ impl PeakCalibrator {
         }
     }
 
-    /// The demand observed one window's length before a window starting at `from` (the last plan at or
-    /// before then, if any), and records the demand `observed` at `from`.
-    fn observed_before(&mut self, from: i64, to: i64, observed: f64) -> Option<f64> {
+    /// How far the demand `observed` at `from` rose above the demand observed one window's length
+    /// before (at the last plan at or before then; 0 without one, or if it fell), and records it.
+    fn record_rise(&mut self, from: i64, to: i64, observed: f64) -> f64 {
         let back = from - (to - from).max(1);
         while self.observed.len() > 1 && self.observed[1].0 <= back {
             self.observed.pop_front();
@@ -579,7 +579,7 @@ impl PeakCalibrator {
         if observed.is_finite() {
             self.observed.push_back((from, observed));
         }
-        before
+        before.map_or(0.0, |before| (observed - before).max(0.0))
     }
 
     /// Records the capacity ready at the sync at `now`; [`PeakCalibrator::observe`] judges it against
@@ -634,9 +634,7 @@ impl PeakCalibrator {
             model,
             observed,
         } = window;
-        let ramp = self
-            .observed_before(from, to, observed)
-            .map_or(observed, |before| observed + (observed - before).max(0.0));
+        let ramp = observed + self.record_rise(from, to, observed);
         let kind = window_kind(from, to, history_end, step_seconds);
         // What is observed now is a rate over the step in progress at most: beside a model, persistence
         // competes only for windows that end within that step. Of the others it is scored all the same,
@@ -676,8 +674,9 @@ impl PeakCalibrator {
             provisioned[b] = headroom[unit].map(|levels| levels.map(|h| (peak + h).max(0.0)));
         }
         let competing = Baseline::ALL.map(|baseline| baseline != Baseline::Persistence || competes);
+        // The model always competes, so this also says there is a model.
         let all_competing = (0..BASELINES).all(|b| !competing[b] || provisioned[b].is_some());
-        let provisioned = if all_competing && provisioned[Baseline::Model.index()].is_some() {
+        let provisioned = if all_competing {
             let cost = self.baseline_cost.entry(kind).or_default();
             cost.record(from, provisioned.map(|p| p.map_or(0.0, |p| p[followed])));
             provisioned[cost.cheapest_among(competing)]
