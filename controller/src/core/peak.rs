@@ -117,6 +117,9 @@ const MIN_SCORES_KEPT: usize = 1_000;
 const MAX_SCORE_AGE_SECONDS: i64 = 7 * 86_400;
 /// At most this many scores are kept (a day of 30 s syncs), whatever the sync period.
 const MAX_SCORES: usize = 2_880;
+/// The costs compared over the last day are summed in buckets this long (seconds): a day is 96 of them
+/// whatever the sync period, where one entry per sync was 2,880 at 30 s syncs, for each set of sums.
+const TOTALS_BUCKET_SECONDS: i64 = 900;
 /// Fewer realised windows than this: no calibration yet, the forecaster's own bands decide. Ten is
 /// where the largest score already covers 10/11 of windows and the tail above it is fitted on
 /// ⌈√10⌉ = 4 excesses; a kind of window on a 1-minute step is seen once a minute, so waiting for more
@@ -309,6 +312,14 @@ impl Scores {
             self.by_time.pop_front();
             remove_sorted(&mut self.sorted, oldest);
         }
+        // Growth doubles the buffers and expiry never gives it back: a kind that held twice as many
+        // scores earlier in the day would keep twice the room for good.
+        let len = self.sorted.len();
+        if self.sorted.capacity() > len + len / 2 + 16 {
+            let room = len + len / 8 + 16;
+            self.sorted.shrink_to(room);
+            self.by_time.shrink_to(room);
+        }
     }
 
     /// The conformal quantile at `level` (with the finite-sample correction), extrapolated beyond the
@@ -361,17 +372,19 @@ impl Scores {
 
 /// What each of `N` alternatives cost over the last day, summed, to tell which is cheapest: the
 /// headroom of each [`Unit`] or the provisioned peak of each [`Baseline`] (at equal cover), or the
-/// quantile loss of each adaptive level.
+/// quantile loss of each adaptive level. Kept in [`TOTALS_BUCKET_SECONDS`] buckets, so that its size
+/// does not grow with the number of syncs in a day.
 #[derive(Debug, Clone, PartialEq)]
 struct DayTotals<const N: usize> {
-    planned: VecDeque<(i64, [f64; N])>,
+    /// Per bucket (its start), the sums of what was recorded in it, oldest first.
+    buckets: VecDeque<(i64, [f64; N])>,
     sums: [f64; N],
 }
 
 impl<const N: usize> Default for DayTotals<N> {
     fn default() -> Self {
         Self {
-            planned: VecDeque::new(),
+            buckets: VecDeque::new(),
             sums: [0.0; N],
         }
     }
@@ -382,15 +395,24 @@ impl<const N: usize> DayTotals<N> {
         if !headroom.iter().all(|h| h.is_finite()) {
             return;
         }
-        self.planned.push_back((at, headroom));
+        let bucket = at.div_euclid(TOTALS_BUCKET_SECONDS) * TOTALS_BUCKET_SECONDS;
+        match self.buckets.back_mut() {
+            Some((start, sums)) if *start >= bucket => {
+                for (sum, h) in sums.iter_mut().zip(headroom) {
+                    *sum += h;
+                }
+            }
+            _ => self.buckets.push_back((bucket, headroom)),
+        }
         for (sum, h) in self.sums.iter_mut().zip(headroom) {
             *sum += h;
         }
-        while let Some(&(oldest_at, oldest)) = self.planned.front() {
-            if self.planned.len() <= MAX_SCORES && at - oldest_at <= SCORE_LOOKBACK_SECONDS {
+        // A bucket goes once it holds nothing from the last day.
+        while let Some(&(start, oldest)) = self.buckets.front() {
+            if at - (start + TOTALS_BUCKET_SECONDS) < SCORE_LOOKBACK_SECONDS {
                 break;
             }
-            self.planned.pop_front();
+            self.buckets.pop_front();
             for (sum, h) in self.sums.iter_mut().zip(oldest) {
                 *sum -= h;
             }
@@ -1434,6 +1456,63 @@ mod tests {
             rate < 0.2,
             "miss rate {rate} over the first {planned} calibrated windows"
         );
+    }
+
+    #[test]
+    fn the_day_totals_hold_a_day_in_a_bounded_number_of_buckets() {
+        // Two days of 1 s records (the busiest a sync could be), each recording 1: the totals hold the
+        // last day, to within one bucket, in at most a day's buckets plus the one in progress.
+        let mut totals = DayTotals::<2>::default();
+        let start = 1_000_000;
+        let end = start + 2 * 86_400;
+        for at in start..end {
+            totals.record(at, [1.0, 2.0]);
+        }
+        let per_day = (SCORE_LOOKBACK_SECONDS / TOTALS_BUCKET_SECONDS) as usize;
+        assert!(
+            totals.buckets.len() <= per_day + 1,
+            "{} buckets",
+            totals.buckets.len()
+        );
+        let day = SCORE_LOOKBACK_SECONDS as f64;
+        let bucket = TOTALS_BUCKET_SECONDS as f64;
+        assert!(
+            totals.sums[0] >= day - bucket && totals.sums[0] <= day + bucket,
+            "{:?}",
+            totals.sums
+        );
+        assert_eq!(totals.sums[1], 2.0 * totals.sums[0]);
+        assert_eq!(totals.cheapest(), 0);
+        // A record that is not finite changes nothing.
+        let before = totals.clone();
+        totals.record(end, [f64::NAN, 1.0]);
+        assert_eq!(totals, before);
+    }
+
+    #[test]
+    fn scores_give_back_the_room_of_the_scores_they_forget() {
+        // A day with 2,000 windows of a kind, then a week in which it is seen once an hour: the
+        // buffers shrink with what they hold instead of keeping the busy day's room.
+        let mut scores = Scores::default();
+        for i in 0..2_000 {
+            scores.push(i * 40, (i % 97) as f64);
+        }
+        let busy = scores.sorted.capacity();
+        assert!(busy >= 2_000);
+        let mut at = 2_000 * 40;
+        for i in 0..(7 * 24) {
+            at += 3_600;
+            scores.push(at, i as f64);
+        }
+        let held = scores.sorted.len();
+        assert!(held <= MIN_SCORES_KEPT, "{held} scores held");
+        for capacity in [scores.sorted.capacity(), scores.by_time.capacity()] {
+            assert!(
+                capacity <= held + held / 2 + 16,
+                "room for {capacity} with {held} held"
+            );
+        }
+        assert_eq!(scores.by_time.len(), held);
     }
 
     #[test]
