@@ -7,9 +7,9 @@
 //! largest after the first day.
 //!
 //! Printed before the criterion group: the heap bytes the calibrator holds after 1, 2 and 3 days, as
-//! `dhat`'s heap statistics count them (bytes allocated and not yet freed, with nothing else alive but
-//! the trace). Criterion then measures one sync (observe + plan) on the state of day 3, with the heap
-//! profiler stopped.
+//! `dhat`'s heap statistics count them (bytes allocated and not yet freed since just before it was
+//! created; each sync's history is freed by then). Criterion then measures one sync (building the
+//! hour of history, observe and plan) on the state of day 3, with the heap profiler stopped.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;

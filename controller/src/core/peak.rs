@@ -299,8 +299,16 @@ struct Scores {
 
 impl Scores {
     fn push(&mut self, at: i64, score: f64) {
+        // A day of scores is a few thousand: grown by an eighth rather than doubled, the buffers keep
+        // little room beyond what they hold.
+        if self.sorted.len() == self.sorted.capacity() {
+            let more = self.sorted.len() / 8 + 16;
+            self.sorted.reserve_exact(more);
+            self.by_time.reserve_exact(more);
+        }
         self.by_time.push_back((at, score));
         insert_sorted(&mut self.sorted, score);
+        let mut forgot = false;
         while let Some(&(oldest_at, oldest)) = self.by_time.front() {
             let len = self.by_time.len();
             let age = at - oldest_at;
@@ -311,11 +319,12 @@ impl Scores {
             }
             self.by_time.pop_front();
             remove_sorted(&mut self.sorted, oldest);
+            forgot = true;
         }
-        // Growth doubles the buffers and expiry never gives it back: a kind that held twice as many
-        // scores earlier in the day would keep twice the room for good.
+        // Expiry never gives room back: a kind that held twice as many scores earlier in the day would
+        // keep twice the room for good.
         let len = self.sorted.len();
-        if self.sorted.capacity() > len + len / 2 + 16 {
+        if forgot && self.sorted.capacity() > len + len / 2 + 16 {
             let room = len + len / 8 + 16;
             self.sorted.shrink_to(room);
             self.by_time.shrink_to(room);
@@ -397,25 +406,17 @@ impl<const N: usize> DayTotals<N> {
         }
         let bucket = at.div_euclid(TOTALS_BUCKET_SECONDS) * TOTALS_BUCKET_SECONDS;
         match self.buckets.back_mut() {
-            Some((start, sums)) if *start >= bucket => {
-                for (sum, h) in sums.iter_mut().zip(headroom) {
-                    *sum += h;
-                }
-            }
+            Some((start, sums)) if *start >= bucket => add_to(sums, headroom, 1.0),
             _ => self.buckets.push_back((bucket, headroom)),
         }
-        for (sum, h) in self.sums.iter_mut().zip(headroom) {
-            *sum += h;
-        }
+        add_to(&mut self.sums, headroom, 1.0);
         // A bucket goes once it holds nothing from the last day.
         while let Some(&(start, oldest)) = self.buckets.front() {
             if at - (start + TOTALS_BUCKET_SECONDS) < SCORE_LOOKBACK_SECONDS {
                 break;
             }
             self.buckets.pop_front();
-            for (sum, h) in self.sums.iter_mut().zip(oldest) {
-                *sum -= h;
-            }
+            add_to(&mut self.sums, oldest, -1.0);
         }
     }
 
@@ -431,6 +432,13 @@ impl<const N: usize> DayTotals<N> {
             .filter(|&i| allowed[i])
             .min_by(|&a, &b| self.sums[a].total_cmp(&self.sums[b]))
             .unwrap_or(0)
+    }
+}
+
+/// Adds `sign` times each of `values` to `sums`.
+fn add_to<const N: usize>(sums: &mut [f64; N], values: [f64; N], sign: f64) {
+    for (sum, value) in sums.iter_mut().zip(values) {
+        *sum += sign * value;
     }
 }
 
