@@ -66,8 +66,8 @@ pub struct Args {
     /// is served (comma-separated values replay one each). Default 0.9, or with --frontier 25 values
     /// from 0.3 to 0.999, about evenly spaced in log(1 − q) (both ends matter: on smooth traffic even
     /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8), then 3 more
-    /// between any two neighbours whose cost or shortfall brackets an HPA setting's, and 3 beyond the
-    /// highest (0.9995, 0.9998, 0.9999) when it is still cheaper than an HPA setting.
+    /// between any two neighbours whose cost or shortfall brackets an HPA setting's, and 4 beyond the
+    /// highest (0.9995, 0.9998, 0.9999, 0.99999) when it is still cheaper than an HPA setting.
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -491,8 +491,9 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
 /// shortfall, evenly in `log(1 − q)` as the sweep itself.
 const REFINE_BETWEEN: usize = 3;
 /// When even the highest quantile swept is cheaper than an HPA setting, quantiles with `1 − q` divided
-/// by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999).
-const EXTEND_BEYOND_DIVISORS: [f64; 3] = [2.0, 5.0, 10.0];
+/// by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999, 0.99999): on a calm trace the HPA at
+/// 0.5 can cost three times what predictive spends at 0.9999.
+const EXTEND_BEYOND_DIVISORS: [f64; 4] = [2.0, 5.0, 10.0, 100.0];
 
 /// The predictive replays that refine a `--frontier` sweep: for each HPA setting, the two neighbouring
 /// quantiles whose replica-minutes (and, apart, whose minutes short) bracket the setting's get
@@ -551,7 +552,7 @@ fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]
         let beyond = hpa.iter().any(|&(cost, _)| cost > top_cost);
         if beyond {
             for divisor in EXTEND_BEYOND_DIVISORS {
-                let q = ((1.0 - (1.0 - top_q) / divisor) * 10_000.0).round() / 10_000.0;
+                let q = ((1.0 - (1.0 - top_q) / divisor) * 1e6).round() / 1e6;
                 if q > top_q && q < 1.0 && !added.iter().any(|x| (x - q).abs() < 1e-9) {
                     added.push(q);
                 }
@@ -811,7 +812,7 @@ mod tests {
         let mut predictive = vec![(0.99, (4_394_594.0, 467.0)), (0.999, (5_417_157.0, 103.0))];
         assert_eq!(
             refinement_quantiles(&hpa[..1], &mut predictive),
-            vec![0.9995, 0.9998, 0.9999]
+            vec![0.9995, 0.9998, 0.9999, 0.99999]
         );
         // Also where the top is already short less than that HPA setting: hourly Saskatchewan traffic's
         // q0.999 was short 235.5 minutes at 4,223,617 replica-minutes, the HPA at 0.8 3,013.5 at

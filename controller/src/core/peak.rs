@@ -67,7 +67,9 @@
 //! - A level finer than the scores of its kind resolve (more than `n/(n + 1)`) is read off an
 //!   exponential tail fitted to the excesses over the `⌈√n⌉`-th largest score, rather than capped at
 //!   the largest: with coarse steps a kind of window is seen a few hundred times a day, and a cap made
-//!   every quantile above 0.99 provision the same.
+//!   every quantile above 0.99 provision the same. The fit reaches down to a sixteenth of the target
+//!   miss rate, not only to a tenth of what the scores resolve, so that a higher quantile still buys
+//!   headroom where the HPA at 0.5 or 0.6 costs more than q0.999 (coarse steps, a short trace).
 //! - The level is adapted online by adaptive conformal inference (Gibbs & Candès, 2021):
 //!   `αₜ₊₁ = αₜ + γ (α* − errₜ)`, so the realised miss rate tracks its target `α*` when the regime
 //!   changes. Their `γ = 0.005` is a step ever larger against a smaller target: at q0.99 one miss
@@ -145,6 +147,10 @@ pub const REFERENCE_QUANTILE: f64 = 0.9;
 /// A window's miss rate is the adaptive `α` times a weight within `[this, 1 / this]`: the square root
 /// of its peak's tail scale over the typical one (see the module doc).
 const MIN_MISS_WEIGHT: f64 = 0.125;
+/// A plan's tail probability never falls below this share of the target miss rate: half the rate of
+/// the least-weighted window at the target. The adaptive level can reach `α = 0` after a run of
+/// misses (and the weights divide it further), where the tail fit would provision without bound.
+const DEEPEST_TAIL_OF_TARGET: f64 = MIN_MISS_WEIGHT / 2.0;
 /// The spread never falls below this share of the slow level of realised peaks: the floor of a band
 /// that collapsed with its forecast.
 const SPREAD_FLOOR_OF_LEVEL: f64 = 0.05;
@@ -332,15 +338,15 @@ impl Scores {
     }
 
     /// The conformal quantile at `level` (with the finite-sample correction), extrapolated beyond the
-    /// largest score (see [`Scores::beyond_largest`]).
-    fn quantile(&self, level: f64) -> Option<f64> {
+    /// largest score down to a tail probability of `deepest_tail` (see [`Scores::beyond_largest`]).
+    fn quantile(&self, level: f64, deepest_tail: f64) -> Option<f64> {
         let n = self.sorted.len();
         if n < MIN_SCORES {
             return None;
         }
         let rank = ((n as f64 + 1.0) * level).ceil() as usize;
         if rank > n {
-            return Some(self.beyond_largest(level));
+            return Some(self.beyond_largest(level, deepest_tail));
         }
         Some(self.sorted[rank.max(1) - 1])
     }
@@ -360,9 +366,11 @@ impl Scores {
     /// quantile close to 1): the conformal quantile is infinite there, and capping it at the largest
     /// score made every such level provision the same, so a higher quantile bought nothing. Instead the
     /// tail above the ⌈√n⌉-th largest score is taken as exponential (peaks over a threshold, the
-    /// excesses' mean as its scale), down to a tail probability ten times smaller than the scores
-    /// resolve, and never below the largest score.
-    fn beyond_largest(&self, level: f64) -> f64 {
+    /// excesses' mean as its scale), never below the largest score, down to a tail probability of
+    /// `deepest_tail` or ten times smaller than the scores resolve, whichever is deeper. A bound tied
+    /// to the scores alone stopped the knob where they stopped: with a few hundred scores of a kind
+    /// (30-minute steps, a week), every quantile above 0.9997 provisioned the same.
+    fn beyond_largest(&self, level: f64, deepest_tail: f64) -> f64 {
         let n = self.sorted.len();
         let largest = self.sorted[n - 1];
         let excesses = ((n as f64).sqrt().ceil() as usize).clamp(2, n - 1);
@@ -373,7 +381,7 @@ impl Scores {
             .sum::<f64>()
             / excesses as f64;
         let resolved = 1.0 / (n as f64 + 1.0);
-        let tail = (1.0 - level).max(resolved / 10.0);
+        let tail = (1.0 - level).max((resolved / 10.0).min(deepest_tail).max(f64::MIN_POSITIVE));
         // `max` also keeps the largest score should the fit be NaN.
         (threshold + scale * (excesses as f64 * resolved / tail).ln()).max(largest)
     }
@@ -743,6 +751,7 @@ impl PeakCalibrator {
         units: [f64; 3],
     ) -> [Option<[f64; ACI_STEPS]>; 3] {
         let alphas = self.alphas;
+        let deepest_tail = self.signal.target_rate() * DEEPEST_TAIL_OF_TARGET;
         let kind_scores = self.scores.get(&kind).map(|s| &s[baseline.index()]);
         let typical_scale = &mut self.typical_scale[baseline.index()];
         Unit::ALL.map(|unit| {
@@ -755,7 +764,7 @@ impl PeakCalibrator {
             let mut headroom = [0.0; ACI_STEPS];
             for (h, alpha) in headroom.iter_mut().zip(alphas) {
                 let level = 1.0 - (alpha * weight).min(alpha.max(0.5)).clamp(0.0, 1.0);
-                *h = unit_size * scores.quantile(level)?;
+                *h = unit_size * scores.quantile(level, deepest_tail)?;
             }
             Some(headroom)
         })
@@ -1302,10 +1311,10 @@ mod tests {
         }
         let model = Baseline::Model.index();
         let near = calibrator.scores[&window_kind(0, 60, 0, step)][model][Unit::Spread.index()]
-            .quantile(0.9)
+            .quantile(0.9, 1.0)
             .unwrap();
         let far = calibrator.scores[&window_kind(step - 30, step + 30, 0, step)][model][Unit::Spread.index()]
-            .quantile(0.9)
+            .quantile(0.9, 1.0)
             .unwrap();
         assert!(far > near + 0.5, "near {near}, far {far}");
     }
@@ -1398,10 +1407,10 @@ mod tests {
         let quantile = |k: i64| {
             let kind = window_kind(step + k * 30, step + k * 30 + 20, 0, step);
             calibrator.scores[&kind][Baseline::Model.index()][Unit::Spread.index()]
-                .quantile(0.9)
+                .quantile(0.9, 1.0)
                 .unwrap()
         };
-        assert!(pooled.quantile(0.9).unwrap().abs() < 1e-9);
+        assert!(pooled.quantile(0.9, 1.0).unwrap().abs() < 1e-9);
         // Windows whose start the observation did not know yet get the rise (20 over a spread of 10)
         // ...
         assert!(quantile(0) >= 2.0 - 1e-9, "first sync of a step: {}", quantile(0));
@@ -1422,7 +1431,7 @@ mod tests {
             scores.push(i, -u.ln());
         }
         let largest = *scores.sorted.last().unwrap();
-        let at = |level: f64| scores.quantile(level).unwrap();
+        let at = |level: f64| scores.quantile(level, 1.0).unwrap();
         let exact = 10_000f64.ln();
         assert!(
             (at(0.9999) - exact).abs() / exact < 0.2,
@@ -1432,8 +1441,47 @@ mod tests {
         assert!(at(0.99999) > at(0.9999) && at(0.9999) >= largest);
         // Within what the scores resolve, the conformal quantile as before.
         assert_eq!(at(0.9), scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1]);
-        // Bounded: at level 1, a tail ten times smaller than the scores resolve.
+        // Bounded: at level 1, a tail ten times smaller than the scores resolve...
         assert!(at(1.0).is_finite() && (at(1.0) - at(1.0 - 1.0 / 20_010.0)).abs() < 1e-9);
+        // ... or the deepest tail asked for, if that is deeper.
+        let deeper = |level: f64| scores.quantile(level, 1e-7).unwrap();
+        assert!(deeper(0.999_999) > deeper(0.99999) && deeper(0.99999) > at(1.0));
+        assert!(deeper(1.0).is_finite() && (deeper(1.0) - deeper(1.0 - 1e-7)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn with_few_scores_a_higher_quantile_still_buys_more_headroom() {
+        // A kind of window seen 48 times a day (30-minute steps) holds about 336 scores after a week:
+        // bounded by what they resolve, every quantile above 1 − 1/3370 provisioned the same.
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut calibrator = PeakCalibrator::new(MissSignal::WindowPeak { quantile: 0.9 });
+        let scores = &mut calibrator.scores.entry(0).or_default()[Baseline::Model.index()];
+        for i in 0..336 {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            for unit in scores.iter_mut() {
+                unit.push(i, -u.ln());
+            }
+        }
+        let headroom = |quantile: f64| {
+            calibrator.set_signal(MissSignal::WindowPeak { quantile });
+            calibrator.headroom_of(0, Baseline::Model, 400, [1.0; 3])[0].unwrap()[0]
+        };
+        let levels = [0.999, 0.9997, 0.9999, 0.99999];
+        let headrooms = levels.map(headroom);
+        for (pair, levels) in headrooms.windows(2).zip(levels.windows(2)) {
+            assert!(
+                pair[1] > pair[0] + 0.5,
+                "q{} {} vs q{} {}",
+                levels[1],
+                pair[1],
+                levels[0],
+                pair[0]
+            );
+        }
+        // An exponential tail: each tenfold smaller miss rate is about ln 10 more (within the fit's
+        // error on 19 excesses).
+        let per_decade = headrooms[3] - headrooms[2];
+        assert!((per_decade - 10f64.ln()).abs() < 1.2, "{per_decade}");
     }
 
     #[test]
