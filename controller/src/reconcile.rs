@@ -133,6 +133,12 @@ async fn run_core(
         .unwrap_or_else(|| AutoscalerCore::new(autoscaler.spec.clone()));
     let spec = autoscaler.spec.clone();
     let joined = tokio::task::spawn_blocking(move || {
+        // A core that has not synced yet (the operator or its leadership just started) replays the
+        // last day of the history before its first decision; afterwards this does nothing.
+        let replayed = core.bootstrap(&history, now);
+        if replayed > 0 {
+            tracing::debug!(replayed, "calibration warmed on the history");
+        }
         let outcome = core.sync_observed(&history, observed, replicas, now);
         (core, outcome)
     })

@@ -199,3 +199,61 @@ fn without_a_model_the_floor_carries_headroom_calibrated_on_observed_demand() {
     assert!((0.85..=0.95).contains(&rate), "served {rate:.3} of window peaks");
     assert!(plain_rate < 0.5, "the plain floor served {plain_rate:.3}");
 }
+
+/// A core that starts on a history it did not see arrive (an operator restart, a new leader) replays
+/// the last day of it: at its first decision its calibration stands where a core that ran through
+/// that day would stand, instead of at zero realised windows.
+#[test]
+fn a_restarted_core_warms_its_calibration_on_the_last_day_before_deciding() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(17);
+    let clean = daily(4);
+    // The daily cycle with ±20 % noise, so that the windows' scores are not all zero.
+    let noisy: Vec<f64> = clean
+        .values()
+        .iter()
+        .map(|v| v * rng.random_range(0.8..1.2))
+        .collect();
+    let history = TimeSeries::from_values(0, STEP, noisy).unwrap();
+    let now = history.end() + STEP + 15;
+
+    // What the operator had before the restart: a core that synced every 30 s through the last day on
+    // the steps ended by then, with the demand of the last minute observed apart (the step in progress
+    // once it is a minute old).
+    let mut live = AutoscalerCore::new(spec());
+    let mut at = now - DAY;
+    while at < now {
+        let observed = history.until(at - 60).values().last().copied();
+        live.sync_observed(&history.until(at - STEP), observed, replicas(15), at);
+        at += 30;
+    }
+    let live = live.sync(&history, replicas(15), now);
+
+    let cold = AutoscalerCore::new(spec()).sync(&history, replicas(15), now);
+    assert_eq!(cold.calibration.realised_windows, 0);
+
+    let mut restarted = AutoscalerCore::new(spec());
+    assert_eq!(restarted.bootstrap(&history, now), (DAY / 30) as usize);
+    let warm = restarted.sync(&history, replicas(15), now);
+    let (warm_windows, live_windows) = (
+        warm.calibration.realised_windows,
+        live.calibration.realised_windows,
+    );
+    assert!(
+        warm_windows > 2_000 && warm_windows.abs_diff(live_windows) * 100 <= live_windows,
+        "realised windows: warmed {warm_windows}, live {live_windows}"
+    );
+    let (warm_peak, live_peak) = (
+        warm.decision.peak_quantile_demand.unwrap(),
+        live.decision.peak_quantile_demand.unwrap(),
+    );
+    assert!(
+        (warm_peak - live_peak).abs() <= 0.05 * live_peak,
+        "planned peak: warmed {warm_peak}, live {live_peak}"
+    );
+    // The first real sync refits on the whole history; the replay's syncs and decisions are not
+    // recorded as the target's: no capacity was judged, and a second bootstrap does nothing.
+    assert!(warm.refitted);
+    assert_eq!(warm.calibration.shortfall_fraction_last_day, None);
+    assert_eq!(restarted.bootstrap(&history, now + 30), 0);
+}

@@ -328,7 +328,8 @@ async fn adapter_against_real_prometheus() {
     let sample_before = points.iter().find(|(t, _)| *t == first + 100 * STEP).unwrap().1;
     assert_eq!(instant, vec![(between - STEP, sample_before)]);
 
-    // 5. A full sync makes the decision the pure core makes on the same trace.
+    // 5. A full sync makes the decision the pure core makes on the same trace, once warmed on it (an
+    // operator's first sync replays the history it fetched).
     let at = last;
     let mut fresh = Autoscaler::new(spec(), "prescient_demand".to_owned(), target());
     let replicas = ReplicaState { desired: 5, ready: 5 };
@@ -343,7 +344,9 @@ async fn adapter_against_real_prometheus() {
         .map(|(t, v)| (t - STEP, v))
         .collect();
     let series = TimeSeries::from_pairs_with_step(&series_points, STEP).unwrap();
-    let expected = AutoscalerCore::new(spec()).sync(&series, replicas, at);
+    let mut core = AutoscalerCore::new(spec());
+    assert!(core.bootstrap(&series, at) > 0);
+    let expected = core.sync(&series, replicas, at);
     assert!(expected.health.is_healthy(), "{:?}", expected.health);
     assert_eq!(
         report.outcome.decision.desired_replicas,

@@ -200,3 +200,47 @@ fn simulate_into_a_closed_pipe_exits_quietly_and_a_negative_duration_is_named() 
     assert!(!output.status.success());
     assert!(stderr.contains("cannot be negative"), "{stderr}");
 }
+
+#[test]
+fn simulate_replays_operator_restarts_and_refuses_one_every_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    write_trace(&trace);
+    let run = |extra: &[&str]| {
+        let output = prescient()
+            .args(["simulate", "--input"])
+            .arg(&trace)
+            .args(["--capacity-per-replica", "10", "--startup-delay", "2m"])
+            .args(["--policy", "predictive", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        summary["policies"][0]["refits"].as_u64().unwrap()
+    };
+    // Each restart's new core refits at its first sync, off the hourly schedule of the one before.
+    let (kept, restarted) = (run(&[]), run(&["--restart-every", "5h30m"]));
+    assert!(
+        restarted > kept,
+        "refits: {restarted} with restarts, {kept} without"
+    );
+
+    let output = prescient()
+        .args(["simulate", "--input"])
+        .arg(&trace)
+        .args(["--capacity-per-replica", "10", "--startup-delay", "2m"])
+        .args(["--restart-every", "10s"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--restart-every must be at least the sync period"),
+        "{stderr}"
+    );
+}

@@ -88,6 +88,11 @@ pub struct Args {
     /// period on steps of 300 s and longer; the HPA replayed beside it keeps 300 s).
     #[arg(long, allow_hyphen_values = true)]
     pub predictive_scale_down_stabilization: Option<HumanDuration>,
+    /// Replay an operator restart this often (e.g. `6h`): each predictive replay starts afresh on the
+    /// history then seen, warmed on its last day as the operator warms a new autoscaler, to measure
+    /// what restarts, rollouts and leader failovers cost.
+    #[arg(long, allow_hyphen_values = true)]
+    pub restart_every: Option<HumanDuration>,
     #[arg(long, allow_hyphen_values = true, default_value = "1h")]
     pub refit_interval: HumanDuration,
     /// `auto` or a model name (naive, seasonal_naive, holt_winters, mstl, linear, svr).
@@ -245,6 +250,15 @@ fn policy_kinds(args: &Args) -> anyhow::Result<Vec<PolicyKind>> {
             || ((!frontier_only.contains(&p) || args.frontier) && args.policy.contains(&PolicyChoice::All))
     };
     let (utilizations, quantiles) = (args.utilizations(), args.quantiles());
+    if let Some(restart) = &args.restart_every
+        && restart.0 < args.sync_period.0
+    {
+        bail!(
+            "--restart-every must be at least the sync period ({}), got {}",
+            args.sync_period,
+            restart
+        );
+    }
     for u in utilizations.iter().chain([&args.predictive_utilization]) {
         if !(*u > 0.0 && *u <= 1.0) {
             bail!("target utilization must be in (0, 1], got {u}");
@@ -378,6 +392,7 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     settings.horizon = args.horizon.map(|h| h.0);
     settings.lead_time = args.lead_time.map(|l| l.0);
     settings.predictive_scale_down_stabilization = args.predictive_scale_down_stabilization.map(|w| w.0);
+    settings.restart_every = args.restart_every.map(|r| r.0);
     args.peers.apply(&mut settings)?;
     let span = std::time::Duration::from_secs(u64::try_from(trace.end() - trace.start()).unwrap_or(0));
     settings.warmup = match args.warmup {
@@ -572,7 +587,9 @@ fn run_all(
 ) -> anyhow::Result<Vec<(SimRun, f64)>> {
     // Predictive replays differ only in quantile or utilization: they share their fits.
     let predictive = kinds.iter().filter(|k| k.name() == "predictive").count();
-    let shared_fits = (predictive > 1).then(|| SharedFits::new(predictive));
+    // A restarted core refits on its own schedule: shared, its fits would wait for takers forever.
+    let shared_fits =
+        (predictive > 1 && settings.restart_every.is_none()).then(|| SharedFits::new(predictive));
     let timed = |kind: PolicyKind| {
         let started = Instant::now();
         sim::simulate_sharing_fits(trace, settings, kind, shared_fits.as_ref())

@@ -39,6 +39,10 @@ use crate::{
 /// enough residuals per horizon step for calibrated bands, at the lowest fit cost).
 pub const FIT_FOLDS: usize = prescient_model::MIN_FOLDS;
 
+/// How far behind a replayed sync its observed demand is ([`AutoscalerCore::bootstrap`]): a rate over
+/// the last minute, Prometheus' usual `rate(...[1m])`.
+const REPLAY_OBSERVATION_LAG_SECONDS: i64 = 60;
+
 /// Data older than this many steps (plus one sync period) is stale: the controller holds.
 pub const STALE_AFTER_STEPS: i64 = 2;
 
@@ -262,6 +266,10 @@ pub struct AutoscalerCore {
     shared_fits: Option<SharedFits>,
     /// Online calibration of the decision window's peak (see [`crate::core::peak`]).
     calibrator: PeakCalibrator,
+    /// Replaying past syncs ([`AutoscalerCore::bootstrap`]): no capacity was observed at them.
+    replaying: bool,
+    /// Whether a sync has run on a history (replayed or real): a core bootstraps only before that.
+    synced: bool,
 }
 
 /// What the calibration of the window peak aims at, from the spec.
@@ -299,8 +307,64 @@ impl AutoscalerCore {
             recent: RecentRecommendations::new(),
             shared_fits: None,
             calibrator: PeakCalibrator::new(miss_signal(&spec)),
+            replaying: false,
+            synced: false,
             spec,
         }
+    }
+
+    /// Warms a core that starts on a history it did not see arrive (an operator restarted, a new
+    /// leader): replays the syncs of the last day of `history` before `now` as the operator would have
+    /// run them, so that the window-peak calibration has its scores, its choices of unit and baseline
+    /// and its adaptive level at the first real sync, instead of rebuilding them over hours (days with
+    /// coarse steps) while the forecaster's own bands decide. Honest: the replay's model is fitted on
+    /// the history before the replayed day and forecasts each past sync from the history seen then;
+    /// it is not refitted during the replay (one fit, not one per refit interval) and the first real
+    /// sync refits on the whole history. Returns the syncs replayed: none once the core has synced,
+    /// or if it does not forecast.
+    pub fn bootstrap(&mut self, history: &TimeSeries, now: i64) -> usize {
+        if self.synced || !self.spec.forecast_enabled {
+            return 0;
+        }
+        let step = history.step_seconds().max(1);
+        let sync = secs(self.spec.sync_period).max(1);
+        // The first replayed sync sees at least one point; syncs on the grid of `now`.
+        let earliest = (history.start() + step).max(now.saturating_sub(peak::SCORE_LOOKBACK_SECONDS));
+        let mut at = now - (now - earliest).div_euclid(sync) * sync;
+        let spec = self.spec.clone();
+        self.spec.refit_interval = Duration::MAX;
+        self.replaying = true;
+        let mut replayed = 0;
+        // How many points of `history` were there at `time` (those stamped at or before it).
+        let points_at = |time: i64| {
+            usize::try_from((time - history.start()).div_euclid(step) + 1)
+                .unwrap_or(0)
+                .min(history.len())
+        };
+        let mut seen = history.until(history.start() - 1);
+        while at < now {
+            // The points whose step had ended by then (copied once per step, not per sync), and the
+            // demand observed then: a rate over the last minute, which a minute into a step is that
+            // step's.
+            if points_at(at - step) != seen.len() {
+                seen = history.until(at - step);
+            }
+            if seen.last_finite().is_some() {
+                let observed = points_at(at - REPLAY_OBSERVATION_LAG_SECONDS)
+                    .checked_sub(1)
+                    .map(|last| history.values()[last]);
+                self.sync_observed(&seen, observed, ReplicaState::default(), at);
+                replayed += 1;
+            }
+            at += sync;
+        }
+        self.replaying = false;
+        self.spec = spec;
+        // The replay's decisions were never applied: the behavior forgets them.
+        self.recent = RecentRecommendations::new();
+        self.refit_requested = true;
+        self.cached = None;
+        replayed
     }
 
     /// Takes its fits from `fits`, shared with other cores replaying the same history.
@@ -472,6 +536,7 @@ impl AutoscalerCore {
         replicas: ReplicaState,
         now: i64,
     ) -> SyncOutcome {
+        self.synced = true;
         let step = history.step_seconds().max(1);
         let stale_after = STALE_AFTER_STEPS * step + secs(self.spec.sync_period);
         let Some((latest_at, latest_value)) = history.last_finite() else {
@@ -518,8 +583,10 @@ impl AutoscalerCore {
         // Realised windows (and capacities) first, so this sync's plan uses every outcome the history
         // now allows.
         self.calibrator.observe(history);
-        self.calibrator
-            .record_capacity(now, f64::from(replicas.ready) * self.spec.target_per_replica);
+        if !self.replaying {
+            self.calibrator
+                .record_capacity(now, f64::from(replicas.ready) * self.spec.target_per_replica);
+        }
         let window_end = now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
         let predicted = forecast.as_ref().map(|f| {
             let mut predicted = PredictedDemand {

@@ -110,7 +110,7 @@ use prescient_model::{TimeSeries, pinball};
 use crate::policy::peak_over;
 
 /// Scores older than this are forgotten (seconds): a day covers a daily cycle.
-const SCORE_LOOKBACK_SECONDS: i64 = 86_400;
+pub(crate) const SCORE_LOOKBACK_SECONDS: i64 = 86_400;
 /// A kind of window keeps scores older than the lookback while it has no more than this many: enough
 /// to resolve a q0.999 level without the tail fit. With coarse steps a kind is seen only 48 (30-minute)
 /// to 144 (10-minute) times a day, and one day's scores left the high quantiles to the fit.

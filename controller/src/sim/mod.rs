@@ -371,6 +371,9 @@ pub struct SimSettings {
     pub lead_time: Option<Duration>,
     /// The HPA's behavior (`reactive`, and the peers' HPAs).
     pub behavior: ScalingBehavior,
+    /// Replay an operator restart this often: each predictive core starts afresh on the history then
+    /// seen, warmed by [`AutoscalerCore::bootstrap`] as the operator does. `None`: never restarted.
+    pub restart_every: Option<Duration>,
     /// Prescient's scale-down stabilization window, as a `PredictiveAutoscaler`'s
     /// `behavior.scaleDown.stabilizationWindowSeconds` sets it; `None` = a resource's default without
     /// one ([`spec::default_scale_down_window`] of the HPA's). The rest of Prescient's behavior is
@@ -406,6 +409,7 @@ impl SimSettings {
             lead_time: None,
             behavior: ScalingBehavior::default(),
             predictive_scale_down_stabilization: None,
+            restart_every: None,
             crane: crane::EhpaParams::default(),
             phpa: None,
             keep_rows: true,
@@ -663,18 +667,38 @@ pub const REPORT_BAND_LEVEL: f64 = 0.8;
 #[derive(Debug)]
 pub struct PredictivePolicy {
     core: AutoscalerCore,
+    /// Restart period (seconds) and when the core last (re)started.
+    restarts: Option<(i64, Option<i64>)>,
 }
 
 impl PredictivePolicy {
     pub fn new(spec: ScalingSpec) -> Self {
         Self {
             core: AutoscalerCore::new(spec),
+            restarts: None,
         }
+    }
+
+    /// Restarts the core every `period` ([`SimSettings::restart_every`]).
+    pub fn restarting_every(mut self, period: Duration) -> Self {
+        self.restarts = Some((secs(period).max(1), None));
+        self
     }
 }
 
 impl SimPolicy for PredictivePolicy {
     fn decide(&mut self, view: &SimView<'_>) -> SimDecision {
+        if let Some((period, started)) = &mut self.restarts {
+            let since = *started.get_or_insert(view.now);
+            if view.now - since >= *period {
+                *started = Some(view.now);
+                // A new core on the history the old one had: warmed on it as the operator's is.
+                self.core = AutoscalerCore::new(self.core.spec().clone());
+                if let Some(history) = view.history {
+                    self.core.bootstrap(history, view.now);
+                }
+            }
+        }
         let outcome = match view.history {
             // The reactive floor sees what the HPA sees: the lagged rate, not the last whole step.
             Some(history) => self
@@ -917,7 +941,11 @@ pub fn make_policy(
             Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
             None => AutoscalerCore::new(spec),
         };
-        Box::new(PredictivePolicy { core })
+        let policy = PredictivePolicy { core, restarts: None };
+        Box::new(match settings.restart_every {
+            Some(period) => policy.restarting_every(period),
+            None => policy,
+        })
     };
     match kind {
         PolicyKind::Predictive {
