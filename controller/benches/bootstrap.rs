@@ -9,31 +9,19 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use prescient::{
     core::AutoscalerCore,
     edges::trace::read_trace,
-    spec::{ScalingBehavior, ScalingSpec, parse_model_choice},
+    sim::{ClusterConfig, SimSettings},
+    spec::{ScalingSpec, parse_model_choice},
 };
 use prescient_model::TimeSeries;
 
 const STEP: i64 = 60;
 const DAY: i64 = 86_400;
 
+/// The spec `prescient simulate` replays NASA with (2-minute start-up, 30 s syncs, hourly refits).
 fn spec(model: &str) -> ScalingSpec {
-    ScalingSpec {
-        min_replicas: 1,
-        max_replicas: 1000,
-        target_per_replica: 4.1,
-        history: Duration::from_secs(7 * DAY as u64),
-        step: Duration::from_secs(STEP as u64),
-        horizon: Duration::from_secs(15 * 60),
-        lead_time: Duration::from_secs(120),
-        model: parse_model_choice(model).unwrap(),
-        quantile: 0.95,
-        refit_interval: Duration::from_secs(3600),
-        sync_period: Duration::from_secs(30),
-        behavior: ScalingBehavior::default(),
-        scale_enabled: true,
-        forecast_enabled: true,
-        max_underprovisioned_fraction: None,
-    }
+    let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(120), 4.1));
+    settings.model = parse_model_choice(model).unwrap();
+    settings.predictive_spec(STEP, 0.95, 1.0)
 }
 
 /// The first 7 days of the trace, as the operator fetches them.

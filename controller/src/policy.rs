@@ -455,6 +455,12 @@ pub fn apply_behavior(
     recent: &RecentRecommendations,
 ) -> (u32, Option<Limit>) {
     let behavior = &spec.behavior;
+    let max = spec.max_replicas.max(spec.min_replicas);
+    // The HPA's `reconcileAutoscaler`: replicas above `maxReplicas` (it was just lowered) go straight to
+    // it, before stabilization and rate limits, which would otherwise hold them there for a window.
+    if current > max {
+        return (max, None);
+    }
     let up_cutoff = now - seconds(behavior.scale_up.stabilization_window);
     let down_cutoff = now - seconds(behavior.scale_down.stabilization_window);
     let mut up_recommendation = recommendation;
@@ -470,7 +476,6 @@ pub fn apply_behavior(
     let stabilized = current.max(up_recommendation).min(down_recommendation);
     let mut limit = (stabilized != recommendation).then_some(Limit::Stabilized(stabilized));
 
-    let max = spec.max_replicas.max(spec.min_replicas);
     let desired = if stabilized > current {
         let up_limit = direction_limit(&behavior.scale_up, current, now, recent, true).max(current);
         if stabilized > up_limit.min(max) {
@@ -652,6 +657,28 @@ mod tests {
         assert_eq!(held.desired_replicas, 10);
         assert_eq!(held.reason, DecisionReason::Stabilized);
         assert_eq!(held.recommendation, 2);
+    }
+
+    #[test]
+    fn lowering_max_replicas_below_the_count_scales_to_it_at_once() {
+        // As the HPA: a count above maxReplicas goes to it whatever the stabilization window holds
+        // (found when a new leader kept 15 replicas under maxReplicas 12 for the window's 5 minutes).
+        let mut spec = spec();
+        let mut recent = RecentRecommendations::new();
+        let first = decide(&input(0, None, Some(150.0), 15), &spec, &recent);
+        recent.record(0, &first, 15, true, &spec.behavior);
+        assert_eq!(first.desired_replicas, 15);
+        spec.max_replicas = 12;
+        let lowered = decide(&input(30, None, Some(150.0), 15), &spec, &recent);
+        assert_eq!(lowered.desired_replicas, 12);
+        assert_eq!(lowered.reason, DecisionReason::MaxReplicas);
+        // Within the bounds the window still holds a scale-down.
+        spec.max_replicas = 20;
+        let held = decide(&input(60, None, Some(20.0), 15), &spec, &recent);
+        assert_eq!(
+            (held.desired_replicas, held.reason),
+            (15, DecisionReason::Stabilized)
+        );
     }
 
     #[test]
