@@ -224,14 +224,19 @@ impl TimeSeries {
         self.start = self.timestamp(drop);
     }
 
-    /// The prefix of the series up to `end_inclusive` (the history seen at that time).
-    pub fn until(&self, end_inclusive: i64) -> TimeSeries {
+    /// How many points are stamped at or before `end_inclusive` (the length of [`TimeSeries::until`]).
+    pub fn points_until(&self, end_inclusive: i64) -> usize {
         let keep = if end_inclusive < self.start {
             0
         } else {
             usize::try_from((end_inclusive - self.start) / self.step_seconds + 1).unwrap_or(usize::MAX)
         };
-        let keep = keep.min(self.values.len());
+        keep.min(self.values.len())
+    }
+
+    /// The prefix of the series up to `end_inclusive` (the history seen at that time).
+    pub fn until(&self, end_inclusive: i64) -> TimeSeries {
+        let keep = self.points_until(end_inclusive);
         TimeSeries {
             start: self.start,
             step_seconds: self.step_seconds,

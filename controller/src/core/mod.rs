@@ -266,7 +266,8 @@ pub struct AutoscalerCore {
     shared_fits: Option<SharedFits>,
     /// Online calibration of the decision window's peak (see [`crate::core::peak`]).
     calibrator: PeakCalibrator,
-    /// Replaying past syncs ([`AutoscalerCore::bootstrap`]): no capacity was observed at them.
+    /// Replaying past syncs ([`AutoscalerCore::bootstrap`]): no capacity was observed at them, and
+    /// the model is fitted once.
     replaying: bool,
     /// Whether a sync has run on a history (replayed or real): a core bootstraps only before that.
     synced: bool,
@@ -331,26 +332,19 @@ impl AutoscalerCore {
         // The first replayed sync sees at least one point; syncs on the grid of `now`.
         let earliest = (history.start() + step).max(now.saturating_sub(peak::SCORE_LOOKBACK_SECONDS));
         let mut at = now - (now - earliest).div_euclid(sync) * sync;
-        let spec = self.spec.clone();
-        self.spec.refit_interval = Duration::MAX;
         self.replaying = true;
         let mut replayed = 0;
-        // How many points of `history` were there at `time` (those stamped at or before it).
-        let points_at = |time: i64| {
-            usize::try_from((time - history.start()).div_euclid(step) + 1)
-                .unwrap_or(0)
-                .min(history.len())
-        };
-        let mut seen = history.until(history.start() - 1);
+        let mut seen = history.until(at - step);
         while at < now {
             // The points whose step had ended by then (copied once per step, not per sync), and the
             // demand observed then: a rate over the last minute, which a minute into a step is that
             // step's.
-            if points_at(at - step) != seen.len() {
+            if history.points_until(at - step) != seen.len() {
                 seen = history.until(at - step);
             }
             if seen.last_finite().is_some() {
-                let observed = points_at(at - REPLAY_OBSERVATION_LAG_SECONDS)
+                let observed = history
+                    .points_until(at - REPLAY_OBSERVATION_LAG_SECONDS)
                     .checked_sub(1)
                     .map(|last| history.values()[last]);
                 self.sync_observed(&seen, observed, ReplicaState::default(), at);
@@ -359,7 +353,6 @@ impl AutoscalerCore {
             at += sync;
         }
         self.replaying = false;
-        self.spec = spec;
         // The replay's decisions were never applied: the behavior forgets them.
         self.recent = RecentRecommendations::new();
         self.refit_requested = true;
@@ -419,6 +412,8 @@ impl AutoscalerCore {
         let refit_every = secs(self.spec.refit_interval);
         let due = self.refit_requested
             || match (&self.fitted, &self.failed_fit) {
+                // A replay fits once, when it can (see `bootstrap`).
+                (Some(_), _) | (None, Some(_)) if self.replaying => false,
                 (Some((_, summary)), _) => now - summary.fitted_at >= refit_every,
                 (None, Some((at, _))) => now - at >= refit_every,
                 (None, None) => true,

@@ -667,36 +667,40 @@ pub const REPORT_BAND_LEVEL: f64 = 0.8;
 #[derive(Debug)]
 pub struct PredictivePolicy {
     core: AutoscalerCore,
-    /// Restart period (seconds) and when the core last (re)started.
-    restarts: Option<(i64, Option<i64>)>,
+    /// Restart period in seconds ([`SimSettings::restart_every`]).
+    restart_every: Option<i64>,
+    /// When the core last (re)started: the first decision, then each restart.
+    started_at: Option<i64>,
 }
 
 impl PredictivePolicy {
     pub fn new(spec: ScalingSpec) -> Self {
         Self {
             core: AutoscalerCore::new(spec),
-            restarts: None,
+            restart_every: None,
+            started_at: None,
         }
     }
 
     /// Restarts the core every `period` ([`SimSettings::restart_every`]).
     pub fn restarting_every(mut self, period: Duration) -> Self {
-        self.restarts = Some((secs(period).max(1), None));
+        self.restart_every = Some(secs(period).max(1));
         self
     }
 }
 
 impl SimPolicy for PredictivePolicy {
     fn decide(&mut self, view: &SimView<'_>) -> SimDecision {
-        if let Some((period, started)) = &mut self.restarts {
-            let since = *started.get_or_insert(view.now);
-            if view.now - since >= *period {
-                *started = Some(view.now);
-                // A new core on the history the old one had: warmed on it as the operator's is.
-                self.core = AutoscalerCore::new(self.core.spec().clone());
-                if let Some(history) = view.history {
-                    self.core.bootstrap(history, view.now);
-                }
+        let started_at = *self.started_at.get_or_insert(view.now);
+        if self
+            .restart_every
+            .is_some_and(|period| view.now - started_at >= period)
+        {
+            self.started_at = Some(view.now);
+            // A new core on the history the old one had: warmed on it as the operator's is.
+            self.core = AutoscalerCore::new(self.core.spec().clone());
+            if let Some(history) = view.history {
+                self.core.bootstrap(history, view.now);
             }
         }
         let outcome = match view.history {
@@ -941,7 +945,11 @@ pub fn make_policy(
             Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
             None => AutoscalerCore::new(spec),
         };
-        let policy = PredictivePolicy { core, restarts: None };
+        let policy = PredictivePolicy {
+            core,
+            restart_every: None,
+            started_at: None,
+        };
         Box::new(match settings.restart_every {
             Some(period) => policy.restarting_every(period),
             None => policy,
