@@ -426,6 +426,12 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
             reason = DecisionReason::RateLimited;
             message = format!("{message}; scaling policy limits this sync to {desired}");
         }
+        Some(Limit::AboveMax) => {
+            reason = DecisionReason::MaxReplicas;
+            message = format!(
+                "{message}; {current} replicas are above maxReplicas: going to {desired} at once, as the HPA does"
+            );
+        }
         None => {}
     }
     Decision {
@@ -441,6 +447,8 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
 pub enum Limit {
     Stabilized(u32),
     Rate,
+    /// The count was above `maxReplicas` (just lowered): it goes to it at once, whatever was recommended.
+    AboveMax,
 }
 
 /// The HPA's `normalizeDesiredReplicasWithBehaviors`: stabilize the recommendation (scale-up: lowest
@@ -459,7 +467,7 @@ pub fn apply_behavior(
     // The HPA's `reconcileAutoscaler`: replicas above `maxReplicas` (it was just lowered) go straight to
     // it, before stabilization and rate limits, which would otherwise hold them there for a window.
     if current > max {
-        return (max, None);
+        return (max, (recommendation != max).then_some(Limit::AboveMax));
     }
     let up_cutoff = now - seconds(behavior.scale_up.stabilization_window);
     let down_cutoff = now - seconds(behavior.scale_down.stabilization_window);
@@ -672,6 +680,18 @@ mod tests {
         let lowered = decide(&input(30, None, Some(150.0), 15), &spec, &recent);
         assert_eq!(lowered.desired_replicas, 12);
         assert_eq!(lowered.reason, DecisionReason::MaxReplicas);
+        // Demand needing fewer than the new maximum: still to the maximum at once (not below it, which
+        // the window would have held), and the reason says why, not "Predictive" or "ReactiveFloor".
+        let lowered_further = decide(&input(30, None, Some(50.0), 15), &spec, &recent);
+        assert_eq!(
+            (lowered_further.desired_replicas, lowered_further.reason),
+            (12, DecisionReason::MaxReplicas)
+        );
+        assert!(
+            lowered_further.message.contains("above maxReplicas"),
+            "{}",
+            lowered_further.message
+        );
         // Within the bounds the window still holds a scale-down.
         spec.max_replicas = 20;
         let held = decide(&input(60, None, Some(20.0), 15), &spec, &recent);
