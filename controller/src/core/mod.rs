@@ -264,8 +264,13 @@ pub struct AutoscalerCore {
     cached: Option<(ForecastKey, Forecast)>,
     recent: RecentRecommendations,
     shared_fits: Option<SharedFits>,
-    /// Online calibration of the decision window's peak (see [`crate::core::peak`]).
+    /// Online calibration of the peak over the decision window `[now, now + leadTime + syncPeriod]`
+    /// (see [`crate::core::peak`]): what the pods running now must serve, so it bounds a scale-down.
     calibrator: PeakCalibrator,
+    /// The same for the arrival window `[now + leadTime, now + leadTime + syncPeriod]`: the part of
+    /// the decision window that pods asked for now serve, so it sets a scale-up
+    /// ([`policy::decide`]).
+    arrival_calibrator: PeakCalibrator,
     /// Replaying past syncs ([`AutoscalerCore::bootstrap`]): no capacity was observed at them, and
     /// the model is fitted once.
     replaying: bool,
@@ -297,6 +302,37 @@ pub(crate) fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
     Duration::from_secs((steps as u64).saturating_mul(step_seconds.max(0) as u64))
 }
 
+/// Plans the window `[from, to]` with `calibrator` at the sync at `now`: the forecast's point peak over
+/// it and its spread (how far the forecaster's `reference` band reaches above that peak), never below
+/// the demand `observed` now, so that the scores measure only what is not yet known. `None` while the
+/// calibration has too few windows of its kind.
+#[allow(clippy::too_many_arguments)]
+fn plan_window_peak(
+    calibrator: &mut PeakCalibrator,
+    forecast: &Forecast,
+    reference: &[f64],
+    now: i64,
+    from: i64,
+    to: i64,
+    observed: f64,
+    history: &TimeSeries,
+) -> Option<f64> {
+    let floored_peak = |values: &[f64]| {
+        policy::peak_over(values, forecast.start, forecast.step_seconds, from, to)
+            .map(|peak| peak.max(observed))
+    };
+    let peak = floored_peak(&forecast.mean)?;
+    let spread = floored_peak(reference).map_or(0.0, |band| band - peak);
+    let window = PlannedWindow {
+        planned_at: now,
+        from,
+        to,
+        model: Some(ModelPeak { peak, spread }),
+        observed,
+    };
+    calibrator.plan(window, history.end(), history.step_seconds())
+}
+
 impl AutoscalerCore {
     pub fn new(spec: ScalingSpec) -> Self {
         Self {
@@ -308,6 +344,7 @@ impl AutoscalerCore {
             recent: RecentRecommendations::new(),
             shared_fits: None,
             calibrator: PeakCalibrator::new(miss_signal(&spec)),
+            arrival_calibrator: PeakCalibrator::new(miss_signal(&spec)),
             replaying: false,
             synced: false,
             spec,
@@ -383,6 +420,7 @@ impl AutoscalerCore {
             self.cached = None;
         }
         self.calibrator.set_signal(miss_signal(&spec));
+        self.arrival_calibrator.set_signal(miss_signal(&spec));
         self.spec = spec;
     }
 
@@ -577,40 +615,39 @@ impl AutoscalerCore {
         };
         // Realised windows (and capacities) first, so this sync's plan uses every outcome the history
         // now allows.
-        self.calibrator.observe(history);
-        if !self.replaying {
-            self.calibrator
-                .record_capacity(now, f64::from(replicas.ready) * self.spec.target_per_replica);
+        let capacity = f64::from(replicas.ready) * self.spec.target_per_replica;
+        for calibrator in [&mut self.calibrator, &mut self.arrival_calibrator] {
+            calibrator.observe(history);
+            if !self.replaying {
+                calibrator.record_capacity(now, capacity);
+            }
         }
-        let window_end = now + secs(self.spec.lead_time) + secs(self.spec.sync_period);
+        let arrival = now + secs(self.spec.lead_time);
+        let window_end = arrival + secs(self.spec.sync_period);
         let predicted = forecast.as_ref().map(|f| {
-            let mut predicted = PredictedDemand {
+            let reference = f.quantile(REFERENCE_QUANTILE);
+            let plan = |calibrator: &mut PeakCalibrator, from: i64| {
+                plan_window_peak(
+                    calibrator,
+                    f,
+                    &reference,
+                    now,
+                    from,
+                    window_end,
+                    observed_demand,
+                    history,
+                )
+            };
+            let calibrated_peak = plan(&mut self.calibrator, now);
+            let calibrated_arrival_peak = plan(&mut self.arrival_calibrator, arrival);
+            PredictedDemand {
                 start: f.start,
                 step_seconds: f.step_seconds,
                 quantile: f.quantile(self.spec.quantile),
                 mean: f.mean.clone(),
-                calibrated_peak: None,
-            };
-            // The window starts now, so its peak is at least the demand observed now: the point
-            // forecast of the peak never sits below it, and the scores measure only what is unknown.
-            // The spread is how far the forecaster's reference band reaches above that peak.
-            let floored_peak = |values: &[f64]| {
-                policy::peak_over(values, f.start, f.step_seconds, now, window_end)
-                    .map(|peak| peak.max(observed_demand))
-            };
-            let reference = f.quantile(REFERENCE_QUANTILE);
-            predicted.calibrated_peak = floored_peak(&f.mean).and_then(|peak| {
-                let spread = floored_peak(&reference).map_or(0.0, |band| band - peak);
-                let window = PlannedWindow {
-                    from: now,
-                    to: window_end,
-                    model: Some(ModelPeak { peak, spread }),
-                    observed: observed_demand,
-                };
-                self.calibrator
-                    .plan(window, history.end(), history.step_seconds())
-            });
-            predicted
+                calibrated_peak,
+                calibrated_arrival_peak,
+            }
         });
         // No model yet (or its fit failed): the calibration still knows how far window peaks rose above
         // the demand observed at their start, so the floor gets that headroom instead of none. A
@@ -618,6 +655,7 @@ impl AutoscalerCore {
         let persistence_peak = match (&predicted, &health) {
             (None, ForecastHealth::InsufficientHistory { .. } | ForecastHealth::FitFailed(_)) => {
                 let window = PlannedWindow {
+                    planned_at: now,
                     from: now,
                     to: window_end,
                     model: None,

@@ -133,8 +133,8 @@ pub const MAX_STABILIZATION_WINDOW: Duration = Duration::from_secs(3600);
 /// spans several observations. Once the history's step is at least as long as the window, every
 /// recommendation in it rests on the same observation, and the window smooths nothing: it keeps the
 /// headroom planned for the last step boundary after that step's demand is known. Each plan already
-/// provisions the peak of its whole decision window `[now, now + leadTime + syncPeriod]` on the newest
-/// observation, so an older plan only holds headroom the newer one has released; the window is then
+/// keeps what the peak of its whole decision window `[now, now + leadTime + syncPeriod]` needs on the
+/// newest observation, so an older plan only holds headroom the newer one has released; the window is then
 /// one sync period (no decision from before the last sync is held), up to the longest a resource may set.
 pub fn default_scale_down_window(step: Duration, sync_period: Duration, hpa_window: Duration) -> Duration {
     if step >= hpa_window {
