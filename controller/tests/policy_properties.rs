@@ -78,9 +78,15 @@ proptest! {
         if stale || !observed_ok {
             prop_assert!(d.desired_replicas >= in_bounds, "missing/stale data lowered {current} to {}", d.desired_replicas);
         }
+        // Pods asked for now serve from now + leadTime (120 s) to the next sync's (+ 30 s): that window's
+        // peak sets a scale-up, the whole window's bounds a scale-down.
         if let (false, Some(f), Some(p)) = (stale, &forecast, d.predictive_replicas) {
-            let peak = f.peak(now, now + 150).unwrap();
-            prop_assert_eq!(p, replicas_for(peak, target));
+            let whole = replicas_for(f.peak(now, now + 150).unwrap(), target);
+            let expected = match f.peak(now + 120, now + 150) {
+                Some(arrival) => replicas_for(arrival, target).max(whole.min(current)),
+                None => whole,
+            };
+            prop_assert_eq!(p, expected);
         }
     }
 }
