@@ -53,6 +53,7 @@ fn sync(calibrator: &mut PeakCalibrator, start: i64, values: &[f64], now: i64) {
         spread: 0.2 * observed.max(1.0),
     };
     let window = PlannedWindow {
+        planned_at: now,
         from: now,
         to: now + WINDOW,
         model: Some(model),
