@@ -390,6 +390,17 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
                     arrival - now,
                     window_end - now
                 ),
+                (Some(asked), Some(arrival_peak))
+                    if peak.is_some_and(|peak| replicas_for(peak, target) > p) =>
+                {
+                    format!(
+                        "forecast q{} peak {:.1} over the next {}s keeps the {p} replicas running; new pods would be ready only in {}s, when the peak {arrival_peak:.1} needs {asked}",
+                        spec.quantile,
+                        peak.unwrap_or(0.0),
+                        window_end - now,
+                        arrival - now
+                    )
+                }
                 _ => format!(
                     "forecast q{} peak {:.1} over the next {}s needs {p} replicas",
                     spec.quantile,
