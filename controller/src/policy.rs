@@ -329,15 +329,14 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
         Some(_) => f.calibrated_arrival_peak,
         None => f.peak(arrival, window_end),
     });
-    let held = peak.map(|p| replicas_for(p, target).min(current));
+    let whole = peak.map(|p| replicas_for(p, target));
     let asked = arrival_peak.map(|p| replicas_for(p, target));
-    let predictive = match (held, asked) {
-        (Some(held), Some(asked)) => Some(held.max(asked)),
+    let predictive = whole.map(|whole| match asked {
+        Some(asked) => asked.max(whole.min(current)),
         // A calibrated window peak without its arrival peak (too few arrival windows of its kind
         // yet): the whole window, as a scale-up too.
-        (Some(_), None) => peak.map(|p| replicas_for(p, target)),
-        (None, _) => None,
-    };
+        None => whole,
+    });
 
     let observed = if input.stale {
         None
@@ -390,9 +389,7 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
                     arrival - now,
                     window_end - now
                 ),
-                (Some(asked), Some(arrival_peak))
-                    if peak.is_some_and(|peak| replicas_for(peak, target) > p) =>
-                {
+                (Some(asked), Some(arrival_peak)) if whole.is_some_and(|whole| whole > p) => {
                     format!(
                         "forecast q{} peak {:.1} over the next {}s keeps the {p} replicas running; new pods would be ready only in {}s, when the peak {arrival_peak:.1} needs {asked}",
                         spec.quantile,

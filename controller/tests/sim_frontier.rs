@@ -63,8 +63,9 @@ fn versus_hpa(trace: &DemandTrace, settings: &SimSettings, utilization: f64, qua
     let mut runs = predictive(quantiles);
     let bracket = runs
         .windows(2)
-        .find(|pair| pair[0].1.1.replica_minutes <= hpa_cost && hpa_cost <= pair[1].1.1.replica_minutes);
-    if let Some([(low, _), (high, _)]) = bracket.map(|pair| [pair[0].clone(), pair[1].clone()]) {
+        .find(|pair| pair[0].1.1.replica_minutes <= hpa_cost && hpa_cost <= pair[1].1.1.replica_minutes)
+        .map(|pair| (pair[0].0, pair[1].0));
+    if let Some((low, high)) = bracket {
         let between: Vec<f64> = (1..=3).map(|k| low + (high - low) * f64::from(k) / 4.0).collect();
         runs.extend(predictive(&between));
     }

@@ -302,37 +302,6 @@ pub(crate) fn steps_duration(steps: usize, step_seconds: i64) -> Duration {
     Duration::from_secs((steps as u64).saturating_mul(step_seconds.max(0) as u64))
 }
 
-/// Plans the window `[from, to]` with `calibrator` at the sync at `now`: the forecast's point peak over
-/// it and its spread (how far the forecaster's `reference` band reaches above that peak), never below
-/// the demand `observed` now, so that the scores measure only what is not yet known. `None` while the
-/// calibration has too few windows of its kind.
-#[allow(clippy::too_many_arguments)]
-fn plan_window_peak(
-    calibrator: &mut PeakCalibrator,
-    forecast: &Forecast,
-    reference: &[f64],
-    now: i64,
-    from: i64,
-    to: i64,
-    observed: f64,
-    history: &TimeSeries,
-) -> Option<f64> {
-    let floored_peak = |values: &[f64]| {
-        policy::peak_over(values, forecast.start, forecast.step_seconds, from, to)
-            .map(|peak| peak.max(observed))
-    };
-    let peak = floored_peak(&forecast.mean)?;
-    let spread = floored_peak(reference).map_or(0.0, |band| band - peak);
-    let window = PlannedWindow {
-        planned_at: now,
-        from,
-        to,
-        model: Some(ModelPeak { peak, spread }),
-        observed,
-    };
-    calibrator.plan(window, history.end(), history.step_seconds())
-}
-
 impl AutoscalerCore {
     pub fn new(spec: ScalingSpec) -> Self {
         Self {
@@ -626,17 +595,24 @@ impl AutoscalerCore {
         let window_end = arrival + secs(self.spec.sync_period);
         let predicted = forecast.as_ref().map(|f| {
             let reference = f.quantile(REFERENCE_QUANTILE);
+            // The window `[from, window_end]` planned now: the forecast's point peak over it, never below
+            // the demand observed now (so the scores measure only what is not yet known), and its spread,
+            // how far the forecaster's reference band reaches above that peak.
             let plan = |calibrator: &mut PeakCalibrator, from: i64| {
-                plan_window_peak(
-                    calibrator,
-                    f,
-                    &reference,
-                    now,
+                let floored_peak = |values: &[f64]| {
+                    policy::peak_over(values, f.start, f.step_seconds, from, window_end)
+                        .map(|peak| peak.max(observed_demand))
+                };
+                let peak = floored_peak(&f.mean)?;
+                let spread = floored_peak(&reference).map_or(0.0, |band| band - peak);
+                let window = PlannedWindow {
+                    planned_at: now,
                     from,
-                    window_end,
-                    observed_demand,
-                    history,
-                )
+                    to: window_end,
+                    model: Some(ModelPeak { peak, spread }),
+                    observed: observed_demand,
+                };
+                calibrator.plan(window, history.end(), history.step_seconds())
             };
             let calibrated_peak = plan(&mut self.calibrator, now);
             let calibrated_arrival_peak = plan(&mut self.arrival_calibrator, arrival);

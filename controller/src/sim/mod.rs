@@ -681,12 +681,6 @@ impl PredictivePolicy {
             started_at: None,
         }
     }
-
-    /// Restarts the core every `period` ([`SimSettings::restart_every`]).
-    pub fn restarting_every(mut self, period: Duration) -> Self {
-        self.restart_every = Some(secs(period).max(1));
-        self
-    }
 }
 
 impl SimPolicy for PredictivePolicy {
@@ -945,14 +939,10 @@ pub fn make_policy(
             Some(fits) => AutoscalerCore::new(spec).with_shared_fits(fits.clone()),
             None => AutoscalerCore::new(spec),
         };
-        let policy = PredictivePolicy {
+        Box::new(PredictivePolicy {
             core,
-            restart_every: None,
+            restart_every: settings.restart_every.map(|period| secs(period).max(1)),
             started_at: None,
-        };
-        Box::new(match settings.restart_every {
-            Some(period) => policy.restarting_every(period),
-            None => policy,
         })
     };
     match kind {
