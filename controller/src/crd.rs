@@ -386,6 +386,10 @@ pub struct ForecastSummary {
     pub demand_at_lead_time: f64,
     /// The provisioned quantile's peak over the decision window.
     pub peak_quantile_demand: f64,
+    /// The provisioned quantile's peak over the arrival window (`leadTime` to `leadTime + syncPeriod`
+    /// ahead), which sets a scale-up: pods asked for now are ready only from `leadTime` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_peak_demand: Option<f64>,
     /// Replicas the forecast alone asks for.
     #[schemars(range(min = 0, max = MAX_REPLICAS_LIMIT), extend("format" = "int32"))]
     pub predictive_replicas: u32,

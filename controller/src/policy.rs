@@ -65,6 +65,9 @@ pub struct Decision {
     pub demand_at_lead_time: Option<f64>,
     /// The peak of the provisioned quantile over the decision window `[now, now + leadTime + syncPeriod]`.
     pub peak_quantile_demand: Option<f64>,
+    /// The peak of the provisioned quantile over the arrival window `[now + leadTime, now + leadTime +
+    /// syncPeriod]`, which sets a scale-up: the pods asked for now serve only that part of the window.
+    pub arrival_peak_demand: Option<f64>,
     /// A sentence a person can read.
     pub message: String,
     /// The recommendation before stabilization and rate limits (clamped to min/max); this, not the
@@ -369,6 +372,7 @@ pub fn decide(input: &PolicyInput, spec: &ScalingSpec, recent: &RecentRecommenda
         reactive_replicas: reactive,
         demand_at_lead_time,
         peak_quantile_demand: peak,
+        arrival_peak_demand: arrival_peak,
         message,
         recommendation,
     };

@@ -341,6 +341,7 @@ pub fn forecast_summary(report: &SyncReport) -> Option<ForecastSummary> {
             current_demand: report.outcome.observed_demand,
             demand_at_lead_time: at_lead,
             peak_quantile_demand: peak,
+            arrival_peak_demand: decision.arrival_peak_demand,
             predictive_replicas: predictive,
         }),
         _ => None,

@@ -126,6 +126,11 @@ async fn pre_scales_before_a_forecast_spike() {
     );
     assert_eq!(status["forecast"]["predictiveReplicas"], 20);
     assert!(status["forecast"]["peakQuantileDemand"].as_f64().unwrap() >= 999.0);
+    // The 20 replicas are asked for the window they will serve: the spike is in it.
+    assert!(
+        status["forecast"]["arrivalPeakDemand"].as_f64().unwrap() >= 999.0,
+        "{status:#}"
+    );
     assert!(
         status["model"].as_str().unwrap().contains("seasonal_naive"),
         "{status:#}"

@@ -697,6 +697,7 @@ impl AutoscalerCore {
             reactive_replicas: None,
             demand_at_lead_time: None,
             peak_quantile_demand: None,
+            arrival_peak_demand: None,
             message: format!("{why}; not scaling until the target can be read"),
             recommendation: last,
         };

@@ -128,6 +128,9 @@ pub struct DecisionView {
     pub reactive_replicas: Option<u32>,
     pub demand_at_lead_time: Option<f64>,
     pub peak_quantile_demand: Option<f64>,
+    /// The peak over the arrival window (`leadTime` to `leadTime + syncPeriod` ahead), which sets a
+    /// scale-up.
+    pub arrival_peak_demand: Option<f64>,
 }
 
 /// A recent error; repeats are counted, not listed.

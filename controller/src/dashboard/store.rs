@@ -157,6 +157,7 @@ impl DashboardStore {
             reactive_replicas: decision.reactive_replicas,
             demand_at_lead_time: decision.demand_at_lead_time.and_then(finite),
             peak_quantile_demand: decision.peak_quantile_demand.and_then(finite),
+            arrival_peak_demand: decision.arrival_peak_demand.and_then(finite),
         });
 
         // Demand: every history point newer than the newest kept one (on the first sync, the tail of the

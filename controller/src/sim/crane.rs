@@ -751,6 +751,7 @@ impl SimPolicy for CraneEhpaPolicy {
             reactive_replicas: from_metric,
             demand_at_lead_time: None,
             peak_quantile_demand: predicted,
+            arrival_peak_demand: None,
             message: String::new(),
             recommendation,
         };

@@ -504,6 +504,7 @@ impl SimPolicy for PhpaPolicy {
             reactive_replicas: Some(calculated),
             demand_at_lead_time: None,
             peak_quantile_demand: None,
+            arrival_peak_demand: None,
             message: String::new(),
             recommendation: decided,
         };
