@@ -15,7 +15,7 @@
 //!   now; the arrival window is floored alike, as measured), so the scores measure only what is not
 //!   yet known.
 //! - Once the history covers a window, [`PeakCalibrator::observe`] turns it into a score
-//!   `(realised peak − forecast peak) / unit`, in each of three units — three normalised conformal
+//!   `(realised peak − forecast peak) / unit`, in each of four units — four normalised conformal
 //!   predictors of the same peak, each covering it at the same rate by construction, which differ in
 //!   *where* they put the headroom:
 //!   - [`Unit::Spread`]: how far the forecaster's own reference band ([`REFERENCE_QUANTILE`]) reaches
@@ -24,13 +24,18 @@
 //!   - [`Unit::Poisson`]: `2√x`, an error on the square-root scale, where counts' noise is about the
 //!     same at every level;
 //!   - [`Unit::Proportional`]: `x`, a relative error, headroom in proportion to the level as the HPA's
-//!     target utilization gives it.
+//!     target utilization gives it;
+//!   - [`Unit::Diurnal`]: the point forecast's typical absolute error at the window's time of day over
+//!     the last few days (a quarter hour and its neighbours): headroom where surprises come at a time
+//!     of day — a match kick-off, a batch job, the morning's log-in — and not at the calm hours, which
+//!     neither the level nor the forecaster's band (calibrated on its recent folds, whatever the hour)
+//!     tells apart.
 //!
 //!   `x` is the larger of the forecast peak and a slow level of realised peaks (a one-hour half-life),
-//!   and the spread is floored by a share of it, so that a forecast or band collapsing to zero in an
-//!   upstream drop-out does not make the recovery's score explode.
-//! - Since all three cover the peak equally often, the cheapest is the best: the plan uses the unit
-//!   whose headroom (provisioned − forecast peak), computed for all three at every plan, was smallest
+//!   and the spread and the diurnal error are floored by a share of it, so that a forecast or band
+//!   collapsing to zero in an upstream drop-out, or a run of calm days, does not make a score explode.
+//! - Since all four cover the peak equally often, the cheapest is the best: the plan uses the unit
+//!   whose headroom (provisioned − forecast peak), computed for all four at every plan, was smallest
 //!   on average over the last day (choosing among conformal predictors by their efficiency). Which
 //!   one wins depends on the traffic, so it is learnt online, per autoscaler, rather than fixed.
 //! - The same holds for the point forecast the scores are taken from. A window that ends within the
@@ -159,6 +164,13 @@ const DEEPEST_TAIL_OF_TARGET: f64 = MIN_MISS_WEIGHT / 2.0;
 /// that collapsed with its forecast.
 const SPREAD_FLOOR_OF_LEVEL: f64 = 0.05;
 
+/// The diurnal unit's profile keeps the day in this many buckets (15 minutes each).
+const DIURNAL_BUCKETS: usize = 96;
+const DAY_SECONDS: i64 = 86_400;
+/// Half-life of the diurnal profile (seconds): a few days, so that one surprising day does not set its
+/// time of day's unit for a week, and a schedule that changed is followed within a few days.
+const DIURNAL_HALF_LIFE_SECONDS: f64 = 3.0 * 86_400.0;
+
 /// What counts as a miss for the adaptive level.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MissSignal {
@@ -211,26 +223,29 @@ pub enum Unit {
     Spread,
     Poisson,
     Proportional,
+    Diurnal,
 }
 
+/// How many [`Unit`]s there are.
+const UNITS: usize = 4;
+
 impl Unit {
-    const ALL: [Unit; 3] = [Unit::Spread, Unit::Poisson, Unit::Proportional];
+    const ALL: [Unit; UNITS] = [Unit::Spread, Unit::Poisson, Unit::Proportional, Unit::Diurnal];
 
     fn index(self) -> usize {
         self as usize
     }
 
-    /// The unit of a window with point peak `forecast_peak`, forecaster's `spread` above it and slow
-    /// level of realised peaks `level`.
-    fn of(self, forecast_peak: f64, spread: f64, level: Option<f64>) -> f64 {
+    /// The unit of a window with point peak `forecast_peak`, forecaster's `spread` above it, slow
+    /// level of realised peaks `level` and typical error at its time of day `diurnal_error`.
+    fn of(self, forecast_peak: f64, spread: f64, level: Option<f64>, diurnal_error: Option<f64>) -> f64 {
         let x = level.map_or(forecast_peak, |level| forecast_peak.max(level));
+        let floored = |size: f64| if size.is_finite() { size } else { 0.0 }.max(SPREAD_FLOOR_OF_LEVEL * x);
         let unit = match self {
-            Self::Spread => {
-                let spread = if spread.is_finite() { spread } else { 0.0 };
-                spread.max(SPREAD_FLOOR_OF_LEVEL * x)
-            }
+            Self::Spread => floored(spread),
             Self::Poisson => 2.0 * x.sqrt(),
             Self::Proportional => x,
+            Self::Diurnal => floored(diurnal_error.unwrap_or(0.0)),
         };
         unit.max(1e-9)
     }
@@ -284,7 +299,7 @@ pub struct PlannedWindow {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct BaselinePeak {
     peak: f64,
-    units: [f64; 3],
+    units: [f64; UNITS],
 }
 
 /// A window planned for and not yet realised.
@@ -302,17 +317,28 @@ struct PendingWindow {
     kind: usize,
 }
 
-/// Realised scores of one kind of window over the lookback.
+/// Realised scores of one kind of window over the lookback. Held as `f32`, with times as seconds since
+/// the first score: an autoscaler keeps a day of scores per kind of window, baseline and unit in each of
+/// its two calibrations (about 0.9 MiB each in `f64` with 4 units), and a score's quantile needs no more
+/// than `f32`'s seven digits.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Scores {
-    /// Scores with the time their window ended, oldest first.
-    by_time: VecDeque<(i64, f64)>,
+    /// When the first score's window ended.
+    epoch: Option<i64>,
+    /// Scores with the time their window ended (seconds after `epoch`), oldest first.
+    by_time: VecDeque<(u32, f32)>,
     /// The same scores, sorted, for quantiles.
-    sorted: Vec<f64>,
+    sorted: Vec<f32>,
 }
 
 impl Scores {
     fn push(&mut self, at: i64, score: f64) {
+        let score = score as f32;
+        if !score.is_finite() {
+            return;
+        }
+        let epoch = *self.epoch.get_or_insert(at);
+        let after_epoch = u32::try_from((at - epoch).max(0)).unwrap_or(u32::MAX);
         // A day of scores is a few thousand: grown by an eighth rather than doubled, the buffers keep
         // little room beyond what they hold.
         if self.sorted.len() == self.sorted.capacity() {
@@ -320,12 +346,12 @@ impl Scores {
             self.sorted.reserve_exact(more);
             self.by_time.reserve_exact(more);
         }
-        self.by_time.push_back((at, score));
+        self.by_time.push_back((after_epoch, score));
         insert_sorted(&mut self.sorted, score);
         let mut forgot = false;
         while let Some(&(oldest_at, oldest)) = self.by_time.front() {
             let len = self.by_time.len();
-            let age = at - oldest_at;
+            let age = i64::from(after_epoch) - i64::from(oldest_at);
             let expired =
                 age > MAX_SCORE_AGE_SECONDS || (age > SCORE_LOOKBACK_SECONDS && len > MIN_SCORES_KEPT);
             if len <= MAX_SCORES && !expired {
@@ -356,7 +382,7 @@ impl Scores {
         if rank > n {
             return Some(self.beyond_largest(level, deepest_tail));
         }
-        Some(self.sorted[rank.max(1) - 1])
+        Some(f64::from(self.sorted[rank.max(1) - 1]))
     }
 
     /// The scale of the scores' upper tail, read as exponential: `(q0.9 − q0.5) / ln 5`. `None` before
@@ -366,7 +392,7 @@ impl Scores {
         if n < MIN_SCORES {
             return None;
         }
-        let at = |level: f64| self.sorted[((n as f64 * level) as usize).min(n - 1)];
+        let at = |level: f64| f64::from(self.sorted[((n as f64 * level) as usize).min(n - 1)]);
         Some(((at(0.9) - at(0.5)) / 5f64.ln()).max(1e-9))
     }
 
@@ -380,12 +406,12 @@ impl Scores {
     /// (30-minute steps, a week), every quantile above 0.9997 provisioned the same.
     fn beyond_largest(&self, level: f64, deepest_tail: f64) -> f64 {
         let n = self.sorted.len();
-        let largest = self.sorted[n - 1];
+        let largest = f64::from(self.sorted[n - 1]);
         let excesses = ((n as f64).sqrt().ceil() as usize).clamp(2, n - 1);
-        let threshold = self.sorted[n - 1 - excesses];
+        let threshold = f64::from(self.sorted[n - 1 - excesses]);
         let scale = self.sorted[n - excesses..]
             .iter()
-            .map(|s| s - threshold)
+            .map(|&s| f64::from(s) - threshold)
             .sum::<f64>()
             / excesses as f64;
         let resolved = 1.0 / (n as f64 + 1.0);
@@ -465,10 +491,10 @@ pub struct PeakCalibrator {
     pending: VecDeque<PendingWindow>,
     /// Realised scores per kind of window ([`window_kind`]; only the kinds seen), [`Baseline`] and
     /// [`Unit`].
-    scores: BTreeMap<usize, [[Scores; 3]; BASELINES]>,
+    scores: BTreeMap<usize, [[Scores; UNITS]; BASELINES]>,
     /// Per [`Baseline`], the headroom each unit planned over the last day, to choose the cheapest (the
     /// forecaster's spread first: it is the one that knows this window).
-    headroom: [DayTotals<3>; BASELINES],
+    headroom: [DayTotals<UNITS>; BASELINES],
     /// Per kind of window, the peak each [`Baseline`] provisioned over the last day, to choose the
     /// cheapest (the model first).
     baseline_cost: BTreeMap<usize, DayTotals<BASELINES>>,
@@ -482,7 +508,9 @@ pub struct PeakCalibrator {
     level_loss: DayTotals<ACI_STEPS>,
     /// Per [`Baseline`] and [`Unit`], a slow mean of the windows' absolute tail scales (one-day
     /// half-life; a plain mean of the first windows).
-    typical_scale: [[DecayingMean; 3]; BASELINES],
+    typical_scale: [[DecayingMean; UNITS]; BASELINES],
+    /// Per [`Baseline`], its typical error by time of day ([`Unit::Diurnal`]).
+    diurnal: [DiurnalProfile; BASELINES],
     shortfall: ShortfallTally,
     /// Capacity ready at each sync not yet covered by the history, to be judged against it.
     pending_capacity: VecDeque<(i64, f64)>,
@@ -520,7 +548,8 @@ impl PeakCalibrator {
             observed: VecDeque::new(),
             alphas: [signal.target_rate(); ACI_STEPS],
             level_loss: DayTotals::default(),
-            typical_scale: [[DecayingMean::new(SCORE_LOOKBACK_SECONDS as f64, true); 3]; BASELINES],
+            typical_scale: [[DecayingMean::new(SCORE_LOOKBACK_SECONDS as f64, true); UNITS]; BASELINES],
+            diurnal: Default::default(),
             shortfall: ShortfallTally::default(),
             pending_capacity: VecDeque::new(),
             step_seconds: 1,
@@ -597,6 +626,7 @@ impl PeakCalibrator {
                 let Some(BaselinePeak { peak, units }) = planned else {
                     continue;
                 };
+                self.diurnal[b].record(window.from, realised - peak);
                 for unit in Unit::ALL {
                     let score = (realised - peak) / units[unit.index()];
                     if score.is_finite() {
@@ -705,18 +735,16 @@ impl PeakCalibrator {
             let Some((peak, spread)) = baselines[b] else {
                 continue;
             };
-            let units = Unit::ALL.map(|unit| unit.of(peak, spread, level));
+            let diurnal_error = self.diurnal[b].typical_error(from);
+            let units = Unit::ALL.map(|unit| unit.of(peak, spread, level, diurnal_error));
             planned[b] = Some(BaselinePeak { peak, units });
             let stands_in = baseline == Baseline::Persistence && !competes;
             if stands_in && provisioned[Baseline::Model.index()].is_some() {
                 continue;
             }
             let headroom = self.headroom_of(kind, baseline, from, units);
-            if let ([Some(spread), Some(poisson), Some(proportional)], false) = (headroom, stands_in) {
-                self.headroom[b].record(
-                    from,
-                    [spread[followed], poisson[followed], proportional[followed]],
-                );
+            if !stands_in && headroom.iter().all(Option::is_some) {
+                self.headroom[b].record(from, headroom.map(|h| h.map_or(0.0, |levels| levels[followed])));
             }
             let unit = self.headroom[b].cheapest();
             provisioned[b] = headroom[unit].map(|levels| levels.map(|h| (peak + h).max(0.0)));
@@ -758,8 +786,8 @@ impl PeakCalibrator {
         kind: usize,
         baseline: Baseline,
         from: i64,
-        units: [f64; 3],
-    ) -> [Option<[f64; ACI_STEPS]>; 3] {
+        units: [f64; UNITS],
+    ) -> [Option<[f64; ACI_STEPS]>; UNITS] {
         let alphas = self.alphas;
         let deepest_tail = self.signal.target_rate() * DEEPEST_TAIL_OF_TARGET;
         let kind_scores = self.scores.get(&kind).map(|s| &s[baseline.index()]);
@@ -790,6 +818,77 @@ impl PeakCalibrator {
             let gamma = (share * target).min(ACI_GAMMA);
             *alpha = (*alpha + weight * gamma * (target - err)).clamp(0.0, 1.0);
         }
+    }
+}
+
+/// A baseline's typical absolute error by time of day: an exponentially weighted mean per quarter hour
+/// of the day ([`DIURNAL_HALF_LIFE_SECONDS`]), read over the window's quarter and its two neighbours,
+/// or over the whole day while none of them has been seen.
+#[derive(Debug, Clone, PartialEq)]
+struct DiurnalProfile {
+    buckets: [WeightedSum; DIURNAL_BUCKETS],
+    whole_day: WeightedSum,
+}
+
+impl Default for DiurnalProfile {
+    fn default() -> Self {
+        Self {
+            buckets: [WeightedSum::default(); DIURNAL_BUCKETS],
+            whole_day: WeightedSum::default(),
+        }
+    }
+}
+
+impl DiurnalProfile {
+    fn bucket(at: i64) -> usize {
+        usize::try_from(at.rem_euclid(DAY_SECONDS) * DIURNAL_BUCKETS as i64 / DAY_SECONDS).unwrap_or(0)
+    }
+
+    /// Takes in the error of a window starting at `at`.
+    fn record(&mut self, at: i64, error: f64) {
+        if error.is_finite() {
+            self.buckets[Self::bucket(at)].add(at, error.abs());
+            self.whole_day.add(at, error.abs());
+        }
+    }
+
+    /// The typical absolute error of a window starting at `at`'s time of day (`None` before any).
+    fn typical_error(&self, at: i64) -> Option<f64> {
+        let bucket = Self::bucket(at);
+        let (sum, weight) = [DIURNAL_BUCKETS - 1, 0, 1]
+            .iter()
+            .map(|offset| self.buckets[(bucket + offset) % DIURNAL_BUCKETS].decayed_to(at))
+            .fold((0.0, 0.0), |(s, w), (sum, weight)| (s + sum, w + weight));
+        let (sum, weight) = if weight > 0.0 {
+            (sum, weight)
+        } else {
+            self.whole_day.decayed_to(at)
+        };
+        (weight > 0.0).then(|| sum / weight)
+    }
+}
+
+/// An exponentially weighted sum of values and of their weights, each value's weight halving every
+/// [`DIURNAL_HALF_LIFE_SECONDS`]: their ratio is the weighted mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct WeightedSum {
+    /// When it was last added to, the sum and the total weight then.
+    last: Option<(i64, f64, f64)>,
+}
+
+impl WeightedSum {
+    fn add(&mut self, at: i64, value: f64) {
+        let (sum, weight) = self.decayed_to(at);
+        let at = self.last.map_or(at, |(last, _, _)| at.max(last));
+        self.last = Some((at, sum + value, weight + 1.0));
+    }
+
+    /// The sum and the weight as of `at` (zero before the first value).
+    fn decayed_to(&self, at: i64) -> (f64, f64) {
+        self.last.map_or((0.0, 0.0), |(last, sum, weight)| {
+            let decay = 0.5f64.powf((at - last).max(0) as f64 / DIURNAL_HALF_LIFE_SECONDS);
+            (sum * decay, weight * decay)
+        })
     }
 }
 
@@ -889,12 +988,12 @@ fn peak_of(history: &TimeSeries, from: i64, to: i64) -> Option<f64> {
     )
 }
 
-fn insert_sorted(sorted: &mut Vec<f64>, value: f64) {
+fn insert_sorted(sorted: &mut Vec<f32>, value: f32) {
     let at = sorted.partition_point(|v| *v < value);
     sorted.insert(at, value);
 }
 
-fn remove_sorted(sorted: &mut Vec<f64>, value: f64) {
+fn remove_sorted(sorted: &mut Vec<f32>, value: f32) {
     let at = sorted.partition_point(|v| *v < value);
     if sorted.get(at) == Some(&value) {
         sorted.remove(at);
@@ -1071,6 +1170,75 @@ mod tests {
         // clamp (up to 64×).
         let ratio = wild_rate / calm_rate;
         assert!((1.4..4.0).contains(&ratio), "calm {calm_rate}, wild {wild_rate}");
+    }
+
+    #[test]
+    fn surprises_at_one_time_of_day_get_their_headroom_there() {
+        // Demand is calm all day but wild for one hour at the same time every day, and the forecaster's
+        // spread does not know it. At q0.99 the wild hour's windows (1/24 of them) cannot all be missed,
+        // so in every unit that ignores the time of day the quantile is the wild hour's and every calm
+        // hour pays for it; in the diurnal unit the wild hour's scores are of the same size as the calm
+        // hours', so its headroom is wide there and narrow elsewhere, which costs less at the same
+        // cover. Steps of a minute, so a day is 1,440 of them.
+        let mut rng = StdRng::seed_from_u64(23);
+        let (calm, wild) = (LogNormal { sigma: 0.03 }, LogNormal { sigma: 0.3 });
+        let is_wild = |i: usize| (i % 1440) / 60 == 10;
+        let days = 8;
+        let values: Vec<f64> = (0..days * 1440)
+            .map(|i| {
+                100.0
+                    * if is_wild(i) {
+                        wild.sample(&mut rng)
+                    } else {
+                        calm.sample(&mut rng)
+                    }
+            })
+            .collect();
+        let signal = MissSignal::WindowPeak { quantile: 0.99 };
+        let last_days = |i: usize| i > (days - 3) * 1440;
+        // The window of step `i` is steps i+1 and i+2.
+        let in_wild = |i: usize| is_wild(i + 1) && is_wild(i + 2);
+        let in_calm = |i: usize| !is_wild(i + 1) && !is_wild(i + 2);
+        let (_, _, calibrator, plans) = replay_windows(
+            &values,
+            |_, from, to| window(from, to, 100.0, 10.0),
+            signal,
+            |_| true,
+        );
+        assert_eq!(
+            calibrator.headroom[Baseline::Model.index()].cheapest(),
+            Unit::Diurnal.index(),
+            "the diurnal unit plans the least headroom"
+        );
+        let mean_plan = |selected: &dyn Fn(usize) -> bool| {
+            let chosen: Vec<f64> = plans
+                .iter()
+                .filter(|(i, _)| last_days(*i) && selected(*i))
+                .map(|(_, p)| *p)
+                .collect();
+            chosen.iter().sum::<f64>() / chosen.len() as f64
+        };
+        // The calm hours' own q0.99 of a two-step peak is about 108. Units blind to the time of day
+        // planned 119 there (measured with the diurnal error withheld): the adaptive level follows
+        // the wild hour's misses within it and then holds on.
+        let (wild_plan, calm_plan) = (mean_plan(&in_wild), mean_plan(&in_calm));
+        assert!(calm_plan < 112.0, "calm hours planned {calm_plan}");
+        assert!(
+            wild_plan > 1.3 * calm_plan,
+            "wild hour {wild_plan}, calm hours {calm_plan}"
+        );
+        let rate = |selected: &dyn Fn(usize) -> bool| {
+            let (misses, planned, _) = replay_counting(
+                &values,
+                |_| (100.0, 10.0),
+                signal,
+                |i| last_days(i) && selected(i),
+            );
+            misses as f64 / planned as f64
+        };
+        let (wild_rate, all_rate) = (rate(&in_wild), rate(&|_| true));
+        assert!(wild_rate < 0.2, "wild hour misses {wild_rate}");
+        assert!(all_rate < 0.02, "misses {all_rate}");
     }
 
     #[test]
@@ -1294,7 +1462,7 @@ mod tests {
                 kind[Baseline::Model.index()][Unit::Spread.index()]
                     .sorted
                     .last()
-                    .copied()
+                    .map(|&s| f64::from(s))
             })
             .reduce(f64::max)
             .unwrap();
@@ -1448,7 +1616,7 @@ mod tests {
             let u: f64 = rng.random_range(f64::EPSILON..1.0);
             scores.push(i, -u.ln());
         }
-        let largest = *scores.sorted.last().unwrap();
+        let largest = f64::from(*scores.sorted.last().unwrap());
         let at = |level: f64| scores.quantile(level, 1.0).unwrap();
         let exact = 10_000f64.ln();
         assert!(
@@ -1458,7 +1626,10 @@ mod tests {
         );
         assert!(at(0.99999) > at(0.9999) && at(0.9999) >= largest);
         // Within what the scores resolve, the conformal quantile as before.
-        assert_eq!(at(0.9), scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1]);
+        assert_eq!(
+            at(0.9),
+            f64::from(scores.sorted[(2001.0f64 * 0.9).ceil() as usize - 1])
+        );
         // Bounded: at level 1, a tail ten times smaller than the scores resolve...
         assert!(at(1.0).is_finite() && (at(1.0) - at(1.0 - 1.0 / 20_010.0)).abs() < 1e-9);
         // ... or the deepest tail asked for, if that is deeper.
@@ -1482,7 +1653,7 @@ mod tests {
         }
         let headroom = |quantile: f64| {
             calibrator.set_signal(MissSignal::WindowPeak { quantile });
-            calibrator.headroom_of(0, Baseline::Model, 400, [1.0; 3])[0].unwrap()[0]
+            calibrator.headroom_of(0, Baseline::Model, 400, [1.0; UNITS])[0].unwrap()[0]
         };
         let levels = [0.999, 0.9997, 0.9999, 0.99999];
         let headrooms = levels.map(headroom);
@@ -1599,7 +1770,9 @@ mod tests {
             rare.push(i * 1_800, (i / 48) as f64);
         }
         // Beyond the day, but kept: at 48 a day, a week holds fewer than `MIN_SCORES_KEPT`.
-        let oldest_kept = rare.by_time.front().unwrap().0;
+        let oldest_at =
+            |scores: &Scores| scores.epoch.unwrap() + i64::from(scores.by_time.front().unwrap().0);
+        let oldest_kept = oldest_at(&rare);
         assert_eq!(oldest_kept, 10 * DAY - MAX_SCORE_AGE_SECONDS);
         assert_eq!(rare.sorted.len(), 7 * 48 + 1);
         assert_eq!(rare.sorted[0], 3.0, "days 0-2 are older than a week");
@@ -1609,7 +1782,7 @@ mod tests {
         for i in 0..=(3 * 1_440) {
             frequent.push(i * 60, (i / 1_440) as f64);
         }
-        assert_eq!(frequent.by_time.front().unwrap().0, 2 * DAY);
+        assert_eq!(oldest_at(&frequent), 2 * DAY);
         assert_eq!(frequent.sorted.len(), 1_441);
 
         // Between the two: past the day, the oldest go only while more than `MIN_SCORES_KEPT` remain.
