@@ -1020,6 +1020,23 @@ mod tests {
         }
     }
 
+    /// `n` steps of demand 100 × lognormal noise, with the first of `sigmas` where `is_wild` is false and
+    /// the second where it is true.
+    fn calm_and_wild(seed: u64, n: usize, sigmas: (f64, f64), is_wild: impl Fn(usize) -> bool) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (calm, wild) = (LogNormal { sigma: sigmas.0 }, LogNormal { sigma: sigmas.1 });
+        (0..n)
+            .map(|i| {
+                100.0
+                    * if is_wild(i) {
+                        wild.sample(&mut rng)
+                    } else {
+                        calm.sample(&mut rng)
+                    }
+            })
+            .collect()
+    }
+
     /// A window planned with the model's point peak and spread only (no observed demand, so no
     /// persistence baseline).
     fn window(from: i64, to: i64, peak: f64, spread: f64) -> PlannedWindow {
@@ -1131,20 +1148,8 @@ mod tests {
         // both kinds of hour, four times wider in replicas in wild ones: the weight (square root of the
         // tail scale over the typical one) makes the wild hours' miss rate about twice the calm hours',
         // and the adaptive level keeps the average at the target.
-        let mut rng = StdRng::seed_from_u64(5);
-        let calm = LogNormal { sigma: 0.05 };
-        let wild = LogNormal { sigma: 0.2 };
         let is_wild = |i: usize| (i / 60) % 2 == 1;
-        let values: Vec<f64> = (0..20_000)
-            .map(|i| {
-                100.0
-                    * if is_wild(i) {
-                        wild.sample(&mut rng)
-                    } else {
-                        calm.sample(&mut rng)
-                    }
-            })
-            .collect();
+        let values = calm_and_wild(5, 20_000, (0.05, 0.2), is_wild);
         // The window of step `i` is steps i+1 and i+2: its kind is that of step i+1.
         let spread = |i: usize| if is_wild(i + 1) { 40.0 } else { 10.0 };
         let signal = MissSignal::WindowPeak { quantile: 0.9 };
@@ -1180,20 +1185,9 @@ mod tests {
         // hour pays for it; in the diurnal unit the wild hour's scores are of the same size as the calm
         // hours', so its headroom is wide there and narrow elsewhere, which costs less at the same
         // cover. Steps of a minute, so a day is 1,440 of them.
-        let mut rng = StdRng::seed_from_u64(23);
-        let (calm, wild) = (LogNormal { sigma: 0.03 }, LogNormal { sigma: 0.3 });
         let is_wild = |i: usize| (i % 1440) / 60 == 10;
         let days = 8;
-        let values: Vec<f64> = (0..days * 1440)
-            .map(|i| {
-                100.0
-                    * if is_wild(i) {
-                        wild.sample(&mut rng)
-                    } else {
-                        calm.sample(&mut rng)
-                    }
-            })
-            .collect();
+        let values = calm_and_wild(23, days * 1440, (0.03, 0.3), is_wild);
         let signal = MissSignal::WindowPeak { quantile: 0.99 };
         let last_days = |i: usize| i > (days - 3) * 1440;
         // The window of step `i` is steps i+1 and i+2.
