@@ -3,7 +3,7 @@
 # controller-manager, scheduler, kwok nodes on 127.0.0.1): the CRD and its validation as the API server
 # applies them, and `prescient run` against the real API server (see each group below).
 #
-# Usage: scripts/cluster-tests.sh [GROUP...]   groups: crd operator leader hpa (default: all)
+# Usage: scripts/cluster-tests.sh [GROUP...]   groups: crd operator leader hpa targets apiserver (default: all)
 # Starts its own local cluster (state in target/cluster-tests) and stops it at the end (KEEP_CLUSTER=1
 # leaves it running). A control plane that cannot be built or started is a FAILURE, never a skip.
 # The last line is `N passed, N failed`; the exit status is non-zero when anything failed.
@@ -16,7 +16,7 @@ cd "$root"
 source_only=0
 [ "${1:-}" = --source-only ] && { source_only=1; shift; }
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(crd operator leader hpa)
+[ ${#groups[@]} -gt 0 ] || groups=(crd operator leader hpa targets apiserver)
 work="${CLUSTER_TESTS_WORK:-$root/target/cluster-tests}"
 export LOCAL_CLUSTER_DIR="$work/cluster"
 passed=0
@@ -413,11 +413,17 @@ all_ready() { # NS DEPLOYMENT
   [ -n "$spec" ] && [ "$spec" = "$ready" ] && [ "$updated" = "$spec" ]
 }
 
+# The controller-manager fills the aggregated ClusterRole asynchronously (manifests/base/rbac.yaml).
+rbac_aggregated() {
+  until_true 30 sh -c '[ "$(kubectl auth can-i --as=system:serviceaccount:prescient-system:prescient-operator patch deployments --subresource=scale -n any)" = yes ]'
+}
+
 setup_operator_env() {
   [ -f "$work/operator.kubeconfig" ] && return 0
   kubectl apply --server-side -k manifests/crd >/dev/null &&
     kubectl wait --for=condition=Established crd/predictiveautoscalers.prescient.dev --timeout=30s >/dev/null || return 1
   kubectl apply -f manifests/base/namespace.yaml -f manifests/base/rbac.yaml >/dev/null || return 1
+  rbac_aggregated || return 1
   start_prometheus || { echo "prometheus did not start: $(tail -5 "$work/prometheus/prometheus.log")"; return 1; }
   operator_kubeconfig
 }
@@ -598,7 +604,8 @@ print(json.dumps(crd))' | kubectl replace -f - >/dev/null
     fail "ForecastHealthy did not come back after Prometheus restarted: $(cond "$ns" web ForecastHealthy)"
 
   # A removed RBAC rule (no /scale): AbleToScale=False/ScaleForbidden, replicas untouched; scales once restored.
-  kubectl get clusterrole prescient-operator -o json | python3 -c '
+  # Removed from the aggregated role's source, so the controller-manager's aggregation is exercised too.
+  kubectl get clusterrole prescient-operator-core -o json | python3 -c '
 import json, sys
 role = json.load(sys.stdin)
 role["rules"] = [r for r in role["rules"] if not any(x.endswith("/scale") for x in r.get("resources", []))]
@@ -777,6 +784,195 @@ YAML
   fi
 }
 
+# ---------------------------------------------------------------------------------- group: targets
+spec_replicas() { kubectl -n "$1" get "$2" "$3" -o jsonpath='{.spec.replicas}'; } # NS RESOURCE NAME
+
+# A test-only custom kind in test.prescient.dev: $1 plural, $2 Kind, $3 "scale" for a /scale subresource.
+test_crd_yaml() {
+  local scale=""
+  [ "$3" = scale ] && scale="
+        scale: { specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas }"
+  cat <<YAML
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: $1.test.prescient.dev }
+spec:
+  group: test.prescient.dev
+  scope: Namespaced
+  names: { kind: $2, plural: $1, singular: $(echo "$2" | tr '[:upper:]' '[:lower:]') }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: { type: object, properties: { replicas: { type: integer, format: int32, minimum: 0 } } }
+            status:
+              type: object
+              properties:
+                replicas: { type: integer, format: int32, minimum: 0 }
+                readyReplicas: { type: integer, format: int32, minimum: 0 }
+      subresources:
+        status: {}$scale
+YAML
+}
+
+test_targets() {
+  echo "== scale targets other than a Deployment: a StatefulSet, and custom kinds through /scale"
+  if ! setup_operator_env; then
+    fail "targets test set-up"
+    return
+  fi
+  ns=targets-e2e
+  kubectl create namespace "$ns" >/dev/null 2>&1
+  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator did not start"; return; }
+
+  # A StatefulSet: pre-scaled through apps/v1 statefulsets/scale; the controller-manager makes its pods.
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: db, namespace: $ns }
+spec:
+  replicas: 1
+  serviceName: db
+  podManagementPolicy: Parallel
+  selector: { matchLabels: { app: db } }
+  template:
+    metadata: { labels: { app: db } }
+    spec:
+      containers: [{ name: db, image: registry.invalid/fake:1 }]
+YAML
+  op_pa "$ns" db db Scale | sed 's/kind: Deployment/kind: StatefulSet/' | kubectl apply -f - >/dev/null
+  local r demand
+  if until_true 120 sh -c "[ \"\$(kubectl -n $ns get pa db -o jsonpath='{.status.decisionReason}')\" = Predictive ] &&
+      [ \"\$(kubectl -n $ns get statefulset db -o jsonpath='{.spec.replicas}')\" -gt 1 ]"; then
+    r=$(spec_replicas "$ns" statefulset db)
+    demand=$(kubectl -n "$ns" get pa db -o jsonpath='{.status.forecast.currentDemand}')
+    pass "pre-scaled a StatefulSet through /scale: $r replicas (current demand $demand, 8 per replica)"
+  else
+    fail "StatefulSet not scaled: replicas $(spec_replicas "$ns" statefulset db), AbleToScale $(cond "$ns" db AbleToScale), reason $(kubectl -n "$ns" get pa db -o jsonpath='{.status.decisionReason}')"
+  fi
+  if until_true 90 sh -c "[ \"\$(kubectl -n $ns get statefulset db -o jsonpath='{.status.readyReplicas}')\" = \"\$(kubectl -n $ns get statefulset db -o jsonpath='{.spec.replicas}')\" ] &&
+      [ \"\$(kubectl -n $ns get pa db -o jsonpath='{.status.currentReplicas}')\" = \"\$(kubectl -n $ns get statefulset db -o jsonpath='{.spec.replicas}')\" ]"; then
+    pass "the StatefulSet's pods are Ready ($(kubectl -n "$ns" get statefulset db -o jsonpath='{.status.readyReplicas}')) and status.currentReplicas reads its /scale"
+  else
+    fail "StatefulSet: ready $(kubectl -n "$ns" get statefulset db -o jsonpath='{.status.readyReplicas}'), spec $(spec_replicas "$ns" statefulset db), status.currentReplicas $(kubectl -n "$ns" get pa db -o jsonpath='{.status.currentReplicas}')"
+  fi
+
+  # A custom kind whose CRD is not installed yet (a GitOps sync applies the autoscaler first).
+  op_pa "$ns" shop shop Scale | sed 's#apiVersion: apps/v1, kind: Deployment#apiVersion: test.prescient.dev/v1, kind: Canary#' |
+    kubectl apply -f - >/dev/null
+  if until_true 60 cond_is "$ns" shop AbleToScale False/TargetNotScalable; then
+    pass "a kind not served yet: AbleToScale=False/TargetNotScalable ($(kubectl -n "$ns" get pa shop -o jsonpath='{.status.conditions[?(@.type=="AbleToScale")].message}'))"
+  else
+    fail "a kind not served: AbleToScale is $(cond "$ns" shop AbleToScale)"
+  fi
+  # Its CRD arrives, with a /scale subresource; the operator has no RBAC rule for it yet.
+  test_crd_yaml canaries Canary scale | kubectl apply -f - >/dev/null
+  kubectl wait --for=condition=Established crd/canaries.test.prescient.dev --timeout=30s >/dev/null
+  printf 'apiVersion: test.prescient.dev/v1\nkind: Canary\nmetadata: { name: shop, namespace: %s }\nspec: { replicas: 1 }\n' "$ns" |
+    kubectl apply -f - >/dev/null
+  kubectl -n "$ns" patch canary shop --subresource=status --type merge -p '{"status":{"replicas":1,"readyReplicas":1}}' >/dev/null
+  if until_true 60 cond_is "$ns" shop AbleToScale False/ScaleForbidden; then
+    r=$(spec_replicas "$ns" canary shop)
+    [ "$r" = 1 ] && pass "a custom kind without an RBAC rule: AbleToScale=False/ScaleForbidden ($(kubectl -n "$ns" get pa shop -o jsonpath='{.status.conditions[?(@.type=="AbleToScale")].message}' | cut -c1-160)), replicas untouched (1)" ||
+      fail "a custom kind without an RBAC rule: replicas changed to $r"
+  else
+    fail "a custom kind without an RBAC rule: AbleToScale is $(cond "$ns" shop AbleToScale)"
+  fi
+  # One labelled ClusterRole (as manifests/examples/argo-rollouts-rbac.yaml) and no binding.
+  sed -e 's/argo-rollouts/test-canaries/' -e 's/argoproj.io/test.prescient.dev/' -e 's/rollouts/canaries/g' \
+    manifests/examples/argo-rollouts-rbac.yaml | kubectl apply -f - >/dev/null
+  if until_true 90 sh -c "[ \"\$(kubectl -n $ns get canary shop -o jsonpath='{.spec.replicas}')\" -gt 1 ]"; then
+    pass "a labelled ClusterRole (aggregated into prescient-operator): the Canary is scaled through its /scale to $(spec_replicas "$ns" canary shop); AbleToScale $(cond "$ns" shop AbleToScale)"
+  else
+    fail "after the aggregated rule: Canary replicas $(spec_replicas "$ns" canary shop), AbleToScale $(cond "$ns" shop AbleToScale)"
+  fi
+  # A custom kind without /scale.
+  test_crd_yaml widgets Widget none | kubectl apply -f - >/dev/null
+  kubectl wait --for=condition=Established crd/widgets.test.prescient.dev --timeout=30s >/dev/null
+  printf 'apiVersion: test.prescient.dev/v1\nkind: Widget\nmetadata: { name: w, namespace: %s }\nspec: { replicas: 1 }\n' "$ns" |
+    kubectl apply -f - >/dev/null
+  op_pa "$ns" w w Scale | sed 's#apiVersion: apps/v1, kind: Deployment#apiVersion: test.prescient.dev/v1, kind: Widget#' |
+    kubectl apply -f - >/dev/null
+  if until_true 60 cond_is "$ns" w AbleToScale False/TargetNotScalable; then
+    pass "a custom kind without /scale: AbleToScale=False/TargetNotScalable ($(kubectl -n "$ns" get pa w -o jsonpath='{.status.conditions[?(@.type=="AbleToScale")].message}')); spec.replicas untouched ($(spec_replicas "$ns" widget w))"
+  else
+    fail "a custom kind without /scale: AbleToScale is $(cond "$ns" w AbleToScale)"
+  fi
+  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+}
+
+# -------------------------------------------------------------------------------- group: apiserver
+test_apiserver() {
+  echo "== API server crash: kube-apiserver killed (SIGKILL) for 25 s under a running operator, then started again"
+  if ! setup_operator_env; then
+    fail "apiserver test set-up"
+    return
+  fi
+  ns=outage-e2e
+  kubectl create namespace "$ns" >/dev/null 2>&1
+  deployment_yaml "$ns" steady 1 | kubectl apply -f - >/dev/null
+  op_pa "$ns" steady steady Scale | kubectl apply -f - >/dev/null
+  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator did not start"; return; }
+  if ! until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
+    fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
+    return
+  fi
+  local before r0 t0 took
+  before=$(replicas "$ns" steady)
+  r0=$(reconciles_of a)
+  if ! scripts/local-cluster.sh stop kube-apiserver 2>> "$work/up.log"; then
+    fail "could not stop kube-apiserver"
+    return
+  fi
+  sleep 25
+  # It cannot renew its Lease, which expires for the other replicas at second 15: it must have stopped
+  # leading by then (renew deadline 10 s), or a standby taking the Lease would scale beside it.
+  if kill -0 "${op_pid[a]}" 2>/dev/null && [ "$(role_of a)" = standby ]; then
+    pass "25 s without an API server: the operator is running and has stopped leading (/readyz: $(curl -s "${op_metrics[a]}/readyz"); its Lease expired at 15 s)"
+  else
+    fail "25 s without an API server: $(kill -0 "${op_pid[a]}" 2>/dev/null && echo "running as $(role_of a)" || echo "exited: $(tail -3 "$work/operator-a.log")")"
+  fi
+  if ! scripts/local-cluster.sh start kube-apiserver 2>> "$work/up.log"; then
+    fail "kube-apiserver did not start again: $(tail -5 "$work/cluster/logs/kube-apiserver.log")"
+    return
+  fi
+  t0=$(date +%s)
+  if until_true 60 sh -c "curl -s '${op_metrics[a]}/readyz' | grep -q leader"; then
+    pass "it leads again $(( $(date +%s) - t0 ))s after the API server is back"
+  else
+    fail "not leading 60 s after the API server is back: /readyz $(curl -s "${op_metrics[a]}/readyz")"
+  fi
+  # Acted on after the restart: a spec change (the watch is re-established) and a new autoscaler.
+  kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":12}}' >/dev/null
+  deployment_yaml "$ns" late 1 | kubectl apply -f - >/dev/null
+  op_pa "$ns" late late Scale | kubectl apply -f - >/dev/null
+  if until_true 120 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
+    took=$(( $(date +%s) - t0 ))
+    pass "after the restart a spec change made then is acted on within ${took}s (replicas $before -> $(replicas "$ns" steady), minReplicas 12; $(reconciles_of a) reconciles, $r0 before)"
+  else
+    fail "after the restart: replicas $(replicas "$ns" steady), not minReplicas 12; /readyz $(curl -s "${op_metrics[a]}/readyz"); last log: $(tail -2 "$work/operator-a.log")"
+  fi
+  if until_true 60 sh -c "kubectl -n $ns get pa late -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
+    pass "an autoscaler created after the restart is reconciled (desiredReplicas $(kubectl -n "$ns" get pa late -o jsonpath='{.status.desiredReplicas}'))"
+  else
+    fail "an autoscaler created after the restart has no decision: $(kubectl -n "$ns" get pa late -o jsonpath='{.status}')"
+  fi
+  local renewed
+  renewed=$(kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.renewTime}')
+  if [ "$(role_of a)" = leader ] && [ -n "$renewed" ] &&
+    [ "$(date -d "$renewed" +%s)" -ge "$t0" ]; then
+    pass "the operator leads again, its Lease renewed after the restart ($(kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}') at $renewed)"
+  else
+    fail "after the restart: role $(role_of a), Lease renewed at $renewed"
+  fi
+  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+  kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
+}
+
 [ "$source_only" = 1 ] && return 0
 
 for group in "${groups[@]}"; do
@@ -785,6 +981,8 @@ for group in "${groups[@]}"; do
     operator) test_operator ;;
     leader) test_leader ;;
     hpa) test_hpa ;;
+    targets) test_targets ;;
+    apiserver) test_apiserver ;;
     *) fail "unknown test group $group" ;;
   esac
 done

@@ -9,6 +9,11 @@
 #        scripts/local-cluster.sh down    stops every process `up` started and removes its state
 #        scripts/local-cluster.sh build   only finds or builds the binaries; prints their folder
 #        scripts/local-cluster.sh status  says whether it is running
+#        scripts/local-cluster.sh stop NAME    kills one process of a running cluster (kube-apiserver, etcd,
+#                                              kube-controller-manager, kube-scheduler, kwok) with SIGKILL,
+#                                              as a crash would; its state (etcd data, certificates) stays
+#        scripts/local-cluster.sh start NAME   starts it again with the arguments `up` gave it, and waits
+#                                              until it answers (kube-apiserver: /readyz; etcd: /health)
 #
 # Binaries: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok are taken
 # from the build cache, $KUBEBUILDER_ASSETS or PATH (in that order) when their version fits (Kubernetes
@@ -192,7 +197,10 @@ alive() {
 
 start_proc() {
   local name="$1"; shift
-  setsid "$@" > "$state/logs/$name.log" 2>&1 < /dev/null &
+  # Its arguments, NUL-separated, for `start NAME` after a `stop NAME`.
+  mkdir -p "$state/args"
+  printf '%s\0' "$@" > "$state/args/$name"
+  setsid "$@" >> "$state/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$state/pids/$name.pid"
 }
 
@@ -400,11 +408,40 @@ cmd_status() {
   fi
 }
 
+# stop NAME: SIGKILL, no graceful shutdown (what a crash or an OOM kill does).
+cmd_stop() {
+  local name="$1" f="$state/pids/$1.pid" i
+  [ -f "$state/args/$name" ] || die "no process $name in $state"
+  alive "$f" || { log "$name is not running"; return 0; }
+  kill -9 "$(cat "$f")"
+  for i in $(seq 1 50); do alive "$f" || break; sleep 0.1; done
+  alive "$f" && die "$name did not stop"
+  log "stopped $name (SIGKILL)"
+}
+
+# start NAME: again with the arguments `up` gave it (same ports, same data).
+cmd_start() {
+  local name="$1" f="$state/pids/$1.pid" b="$state/bin"
+  [ -f "$state/args/$name" ] || die "no process $name in $state"
+  alive "$f" && { log "$name is already running"; return 0; }
+  local args=()
+  mapfile -d '' args < "$state/args/$name"
+  start_proc "$name" "${args[@]}"
+  case "$name" in
+    kube-apiserver) wait_for kube-apiserver 60 "$b/kubectl" --kubeconfig "$state/admin.kubeconfig" get --raw /readyz ;;
+    etcd) wait_for etcd 30 curl -sf "$(printf '%s\n' "${args[@]}" | grep -A1 -- '--advertise-client-urls' | tail -1)/health" ;;
+    *) sleep 1; alive "$f" || die "$name exited at once: $(tail -3 "$state/logs/$name.log")" ;;
+  esac
+  log "started $name again"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
+  stop) [ -n "${2:-}" ] || die "usage: $0 stop NAME"; cmd_stop "$2" ;;
+  start) [ -n "${2:-}" ] || die "usage: $0 start NAME"; cmd_start "$2" ;;
   down) cmd_down ;;
   build) build_missing; mkdir -p "$cache_bin"; echo "$cache_bin" ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,25p' "$0" ;;
-  *) echo "usage: $0 up|down|build|status" >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,30p' "$0" ;;
+  *) echo "usage: $0 up|down|build|status|stop NAME|start NAME" >&2; exit 2 ;;
 esac

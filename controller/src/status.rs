@@ -57,7 +57,7 @@ pub mod reasons {
     pub fn scale_error_reason(error: &ScaleError) -> &'static str {
         match error {
             ScaleError::NotFound(_) => TARGET_NOT_FOUND,
-            ScaleError::NotScalable(_) => TARGET_NOT_SCALABLE,
+            ScaleError::NotScalable(_) | ScaleError::KindNotServed(_) => TARGET_NOT_SCALABLE,
             ScaleError::Conflict(_) => SCALE_CONFLICT,
             ScaleError::Forbidden(_) => SCALE_FORBIDDEN,
             ScaleError::Other(_) => SCALE_FAILED,

@@ -14,14 +14,14 @@ use std::{
 
 use anyhow::Context as _;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use kube::{Client, runtime::events::Reporter};
+use kube::{Api, Client, runtime::events::Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
     dashboard::{self, DashboardArgs, DashboardStore},
-    edges::{SystemClock, prometheus},
+    edges::{SystemClock, leader, prometheus},
     metrics::Metrics,
     operator::{self, Context},
     telemetry::{self, LogFormat},
@@ -182,7 +182,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the controller only while this replica holds the Lease; stops it as soon as the Lease is lost.
+/// Runs the controller only while this replica leads ([`leader::elect`]); stops it as soon as it does
+/// not.
 async fn run_with_leader_election(
     client: &Client,
     namespace: &str,
@@ -195,36 +196,33 @@ async fn run_with_leader_election(
     let manager = LeaseManagerBuilder::new(client.clone(), lease_name)
         .with_namespace(namespace)
         .with_identity(&identity)
-        .with_duration(15)
-        .with_grace(5)
+        .with_duration(leader::LEASE_DURATION_SECONDS)
+        .with_grace(leader::LEASE_GRACE_SECONDS)
         .with_field_manager(format!("prescient-{identity}"))
         .build()
         .await
         .with_context(|| format!("setting up the leader Lease {namespace}/{lease_name}"))?;
-    let (mut leader, lease_task) = manager.watch().await;
+    let election_stop = CancellationToken::new();
+    let (mut leads, election) = leader::elect(
+        manager,
+        Api::namespaced(client.clone(), namespace),
+        lease_name.to_owned(),
+        identity.clone(),
+        election_stop.clone(),
+    );
     tracing::info!(lease = %format!("{namespace}/{lease_name}"), %identity, "waiting for leadership");
-    let result = follow_leadership(
-        &mut leader,
-        shutdown,
-        &health.leader,
-        CONTROLLER_STOP_GRACE,
-        |stop| operator::run_controller(ctx.clone(), stop),
-    )
+    let result = follow_leadership(&mut leads, shutdown, &health.leader, leader::STOP_GRACE, |stop| {
+        operator::run_controller(ctx.clone(), stop)
+    })
     .instrument(tracing::info_span!("leadership", %identity))
     .await;
-    // Closing the channel makes the lease task release the Lease, so a standby takes over at once.
-    drop(leader);
-    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "releasing the Lease failed"),
-        Ok(Err(error)) => tracing::warn!(%error, "lease task failed"),
-        Err(_) => tracing::warn!("releasing the Lease timed out"),
-        Ok(Ok(Ok(_))) => tracing::info!("released the leader Lease"),
+    // The election task releases the Lease, so a standby takes over at once.
+    election_stop.cancel();
+    if let Err(error) = election.await {
+        tracing::warn!(%error, "the leader election task failed");
     }
     result
 }
-
-/// Time running reconciles get to finish once leadership is lost, before the controller is aborted.
-const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The leadership loop: runs `lead(stop)` (the controller) while `leader` says this replica holds the
 /// Lease, cancels `stop` as soon as it does not (waiting at most `grace` for running reconciles, so a

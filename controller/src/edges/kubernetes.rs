@@ -81,7 +81,7 @@ fn scale_error(target: &TargetRef, error: kube::Error) -> ScaleError {
     }
 }
 
-/// Maps a failed discovery: a kind the API server does not serve is not scalable (until it is), a refusal
+/// Maps a failed discovery: a kind the API server does not serve is not scalable until it is, a refusal
 /// is `Forbidden`, anything else (a connection or a timeout) is transient and retried at the next sync.
 /// (Before, every failure read "kind not served": a refused connection at start-up made autoscalers of a
 /// served kind report `NotScalable`.)
@@ -90,14 +90,8 @@ fn discovery_error(target: &TargetRef, error: kube::Error) -> ScaleError {
         kube::Error::Api(status) if status.code == 403 => {
             ScaleError::Forbidden(format!("discovery of {}: {}", describe(target), status.message))
         }
-        kube::Error::Api(status) if status.code == 404 => ScaleError::NotScalable(format!(
-            "{} (kind not served: {})",
-            describe(target),
-            status.message
-        )),
-        kube::Error::Discovery(missing) => {
-            ScaleError::NotScalable(format!("{} (kind not served: {missing})", describe(target)))
-        }
+        kube::Error::Api(status) if status.code == 404 => ScaleError::KindNotServed(describe(target)),
+        kube::Error::Discovery(_) => ScaleError::KindNotServed(describe(target)),
         other => ScaleError::Other(format!("discovery of {}: {other}", describe(target))),
     }
 }
@@ -268,12 +262,12 @@ mod tests {
         ));
         assert!(matches!(
             discovery_error(&shop(), not_served),
-            ScaleError::NotScalable(_)
+            ScaleError::KindNotServed(_)
         ));
         let missing = kube::Error::Discovery(kube::error::DiscoveryError::MissingKind("Shop".to_owned()));
         assert!(matches!(
             discovery_error(&shop(), missing),
-            ScaleError::NotScalable(_)
+            ScaleError::KindNotServed(_)
         ));
         let refused_by_rbac = kube::Error::Api(Box::new(
             kube::core::Status::failure("no", "Forbidden").with_code(403),

@@ -10,9 +10,10 @@
 //! - [`Clock`]: wall time ([`SystemClock`]) or virtual time ([`ManualClock`], used by the demo and tests).
 //!
 //! Beside them, [`local`] runs the other processes of `prescient local`: a real Prometheus (with its
-//! history backfilled from a trace) and `loadgen`.
+//! history backfilled from a trace) and `loadgen`; [`leader`] says when the operator leads (the Lease).
 
 pub mod kubernetes;
+pub mod leader;
 pub mod local;
 pub mod process_pool;
 pub mod progress;
@@ -61,6 +62,11 @@ pub enum ScaleError {
     NotFound(String),
     #[error("scale target {0} has no /scale subresource")]
     NotScalable(String),
+    /// The API server does not serve the kind (yet): a CRD not installed, or applied after the autoscaler.
+    #[error(
+        "scale target {0}: the API server does not serve this kind (is its CustomResourceDefinition installed?)"
+    )]
+    KindNotServed(String),
     #[error("conflicting update of {0}; re-read and retry")]
     Conflict(String),
     #[error("forbidden: {0}")]
