@@ -742,8 +742,30 @@ print(" ".join(bad))' "$t_kill" "$leader" "$standby")
   [ -z "$overlap" ] && pass "no two holders scaled in the same period ($(scaled_events "$ns" app | awk '{print $1}' | sort | uniq -c | tr -s ' ' | tr '\n' ';'))" ||
     fail "Scaled events out of their holder's period: $overlap"
   grep -q panicked "$work/operator-$standby.log" && fail "operator $standby panicked: $(grep -m1 panicked "$work/operator-$standby.log")"
+
+  # A rollout of the operator: SIGTERM releases the Lease, so a standby leads at once, not 15 s later.
+  local current=$standby t_term
+  start_operator c || { fail "operator c did not start: $(tail -5 "$work/operator-c.log")"; return; }
+  until_true 20 sh -c "[ \"\$(curl -s '${op_metrics[c]}/readyz')\" = 'ready (standby)' ]" || fail "operator c is not a standby: $(role_of c)"
+  t_term=$(date +%s.%N)
+  kill -TERM "${op_pid[$current]}"
+  took=""
+  for i in $(seq 1 100); do
+    if [ "$(role_of c)" = leader ]; then
+      took=$(awk -v a="$t_term" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+      break
+    fi
+    sleep 0.2
+  done
+  wait "${op_pid[$current]}" 2>/dev/null
+  local code=$?
+  if [ -n "$took" ] && awk -v t="$took" 'BEGIN { exit !(t <= 8) }' && [ "$code" = 0 ]; then
+    pass "SIGTERM to the leader $current: it released the Lease and exited 0; c leads ${took}s later ($(grep -c 'released the leader Lease' "$work/operator-$current.log") release logged)"
+  else
+    fail "SIGTERM handover: c leads after ${took:-more than 20}s, $current exited $code; $(grep -a 'Lease' "$work/operator-$current.log" | tail -2)"
+  fi
   # Leave one operator running for later groups, under name a.
-  if [ "$standby" = b ]; then op_pid[a]=${op_pid[b]}; op_metrics[a]=${op_metrics[b]}; fi
+  op_pid[a]=${op_pid[c]}; op_metrics[a]=${op_metrics[c]}
 }
 
 # ------------------------------------------------------------------------------------ group: hpa
@@ -921,6 +943,9 @@ test_apiserver() {
     fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
     return
   fi
+  # A second replica, standby: after the outage the Lease is up for grabs, and the two must never both lead.
+  start_operator d || { fail "operator d did not start: $(tail -5 "$work/operator-d.log")"; return; }
+  until_true 20 sh -c "[ \"\$(curl -s '${op_metrics[d]}/readyz')\" = 'ready (standby)' ]" || fail "operator d is not a standby: $(role_of d)"
   local before r0 t0 took
   before=$(replicas "$ns" steady)
   r0=$(reconciles_of a)
@@ -931,27 +956,45 @@ test_apiserver() {
   sleep 25
   # It cannot renew its Lease, which expires for the other replicas at second 15: it must have stopped
   # leading by then (renew deadline 10 s), or a standby taking the Lease would scale beside it.
-  if kill -0 "${op_pid[a]}" 2>/dev/null && [ "$(role_of a)" = standby ]; then
-    pass "25 s without an API server: the operator is running and has stopped leading (/readyz: $(curl -s "${op_metrics[a]}/readyz"); its Lease expired at 15 s)"
+  if kill -0 "${op_pid[a]}" 2>/dev/null && kill -0 "${op_pid[d]}" 2>/dev/null && [ "$(role_of a)" = standby ] && [ "$(role_of d)" = standby ]; then
+    pass "25 s without an API server: both replicas are running, and the leader has stopped leading (/readyz: $(curl -s "${op_metrics[a]}/readyz"); its Lease expired at 15 s)"
   else
-    fail "25 s without an API server: $(kill -0 "${op_pid[a]}" 2>/dev/null && echo "running as $(role_of a)" || echo "exited: $(tail -3 "$work/operator-a.log")")"
+    fail "25 s without an API server: a $(kill -0 "${op_pid[a]}" 2>/dev/null && echo "runs as $(role_of a)" || echo "exited"), d $(kill -0 "${op_pid[d]}" 2>/dev/null && echo "runs as $(role_of d)" || echo "exited")"
   fi
   if ! scripts/local-cluster.sh start kube-apiserver 2>> "$work/up.log"; then
     fail "kube-apiserver did not start again: $(tail -5 "$work/cluster/logs/kube-apiserver.log")"
     return
   fi
   t0=$(date +%s)
-  if until_true 60 sh -c "curl -s '${op_metrics[a]}/readyz' | grep -q leader"; then
-    pass "it leads again $(( $(date +%s) - t0 ))s after the API server is back"
-  else
-    fail "not leading 60 s after the API server is back: /readyz $(curl -s "${op_metrics[a]}/readyz")"
-  fi
   # Acted on after the restart: a spec change (the watch is re-established) and a new autoscaler.
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":12}}' >/dev/null
   deployment_yaml "$ns" late 1 | kubectl apply -f - >/dev/null
   op_pa "$ns" late late Scale | kubectl apply -f - >/dev/null
-  if until_true 120 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
-    took=$(( $(date +%s) - t0 ))
+  # For 20 s after the restart, every half second: never two leaders; one by the end.
+  local both=0 samples=0 ra rd leader_after="" scaled_after=""
+  while [ $(( $(date +%s) - t0 )) -lt 20 ]; do
+    ra=$(role_of a); rd=$(role_of d)
+    samples=$((samples + 1))
+    [ -z "$scaled_after" ] && [ "$(replicas "$ns" steady)" -ge 12 ] && scaled_after=$(( $(date +%s) - t0 ))
+    [ "$ra" = leader ] && [ "$rd" = leader ] && both=$((both + 1))
+    [ -z "$leader_after" ] && { [ "$ra" = leader ] || [ "$rd" = leader ]; } && leader_after=$(( $(date +%s) - t0 ))
+    sleep 0.5
+  done
+  ra=$(role_of a); rd=$(role_of d)
+  if [ "$both" = 0 ] && [ -n "$leader_after" ] && { [ "$ra" = leader ] || [ "$rd" = leader ]; }; then
+    pass "after the restart, one of two replicas leads within ${leader_after}s and never both ($samples samples; now a $ra, d $rd)"
+  else
+    fail "after the restart: both led in $both of $samples samples; first leader after ${leader_after:-never}s; now a $ra, d $rd"
+  fi
+  # The rest of the group follows the one that leads.
+  if [ "$rd" = leader ]; then
+    kill -TERM "${op_pid[a]}"; wait "${op_pid[a]}" 2>/dev/null
+    op_pid[a]=${op_pid[d]}; op_metrics[a]=${op_metrics[d]}
+  else
+    kill -TERM "${op_pid[d]}"; wait "${op_pid[d]}" 2>/dev/null
+  fi
+  if [ -n "$scaled_after" ] || until_true 120 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
+    took=${scaled_after:-$(( $(date +%s) - t0 ))}
     pass "after the restart a spec change made then is acted on within ${took}s (replicas $before -> $(replicas "$ns" steady), minReplicas 12; $(reconciles_of a) reconciles, $r0 before)"
   else
     fail "after the restart: replicas $(replicas "$ns" steady), not minReplicas 12; /readyz $(curl -s "${op_metrics[a]}/readyz"); last log: $(tail -2 "$work/operator-a.log")"

@@ -193,18 +193,30 @@ async fn run_with_leader_election(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let identity = identity();
-    let manager = LeaseManagerBuilder::new(client.clone(), lease_name)
-        .with_namespace(namespace)
-        .with_identity(&identity)
-        .with_duration(leader::LEASE_DURATION_SECONDS)
-        .with_grace(leader::LEASE_GRACE_SECONDS)
-        .with_field_manager(format!("prescient-{identity}"))
+    let builder = {
+        let (client, namespace, lease_name, identity) = (
+            client.clone(),
+            namespace.to_owned(),
+            lease_name.to_owned(),
+            identity.clone(),
+        );
+        move || {
+            LeaseManagerBuilder::new(client.clone(), &lease_name)
+                .with_namespace(&namespace)
+                .with_identity(&identity)
+                .with_duration(leader::LEASE_DURATION_SECONDS)
+                .with_grace(leader::LEASE_GRACE_SECONDS)
+                .with_field_manager(format!("prescient-{identity}"))
+        }
+    };
+    let manager = builder()
         .build()
         .await
         .with_context(|| format!("setting up the leader Lease {namespace}/{lease_name}"))?;
     let election_stop = CancellationToken::new();
     let (mut leads, election) = leader::elect(
         manager,
+        builder,
         Api::namespaced(client.clone(), namespace),
         lease_name.to_owned(),
         identity.clone(),
