@@ -15,7 +15,8 @@
 #                            same `/scale` path as a Deployment (discovery once, then get /scale, get the
 #                            object for status.readyReplicas, put /scale), but nothing else in the cluster
 #                            reacts to a scale. Their status is the one they were created with (1 replica,
-#                            1 ready). Bench-only RBAC (a ClusterRole for that kind) is added for it.
+#                            1 ready). Bench-only RBAC (a ClusterRole for that kind, aggregated into the
+#                            operator's by its label) is added for it.
 #                            On 2 cores 10,000 kwok pods do not become Ready in 10 minutes; this does.
 #   PRESCIENT_BIN            the operator binary (default ${CARGO_TARGET_DIR:-target}/debug/prescient).
 #   BENCH_PARALLEL           kubectl processes creating the objects in parallel chunks (default 4).
@@ -48,38 +49,13 @@ ns=bench
 kubectl create namespace "$ns" >/dev/null 2>&1
 
 if [ "$kind" = scalable ]; then
-  kubectl apply --server-side -f - >/dev/null <<'YAML' || { echo "FAIL: bench CRD"; exit 1; }
-# Bench only: a workload-like kind with a /scale subresource and no pods. No status subresource, so the
-# status (replicas, readyReplicas) is written with the object and stays as created.
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: { name: scalables.bench.prescient.dev }
-spec:
-  group: bench.prescient.dev
-  scope: Namespaced
-  names: { kind: Scalable, plural: scalables, singular: scalable, listKind: ScalableList }
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec:
-              type: object
-              properties: { replicas: { type: integer, format: int32, minimum: 0, maximum: 100000 } }
-            status:
-              type: object
-              properties:
-                replicas: { type: integer, format: int32, minimum: 0, maximum: 100000 }
-                readyReplicas: { type: integer, format: int32, minimum: 0, maximum: 100000 }
-      subresources:
-        scale: { specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas }
+  # Bench only: a workload-like kind with a /scale subresource and no pods. No status subresource, so the
+  # status (replicas, readyReplicas) is written with the object and stays as created.
+  { custom_kind_crd bench.prescient.dev scalables Scalable scale; cat <<'YAML'; } |
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: { name: prescient-bench-scalables }
+metadata: { name: prescient-bench-scalables, labels: { rbac.prescient.dev/aggregate-to-operator: "true" } }
 rules:
   - apiGroups: ["bench.prescient.dev"]
     resources: ["scalables/scale"]
@@ -87,13 +63,8 @@ rules:
   - apiGroups: ["bench.prescient.dev"]
     resources: ["scalables"]
     verbs: ["get"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: { name: prescient-bench-scalables }
-roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: prescient-bench-scalables }
-subjects: [{ kind: ServiceAccount, name: prescient-operator, namespace: prescient-system }]
 YAML
+    kubectl apply --server-side -f - >/dev/null || { echo "FAIL: bench CRD"; exit 1; }
   kubectl wait --for=condition=Established crd/scalables.bench.prescient.dev --timeout=30s >/dev/null ||
     { echo "FAIL: bench CRD not Established"; exit 1; }
   target_template() {

@@ -428,6 +428,21 @@ setup_operator_env() {
   operator_kubeconfig
 }
 
+# group_env WHAT NS: the operator's environment and namespace NS (in $ns); false, with a failure, if not.
+group_env() {
+  setup_operator_env || { fail "$1 test set-up"; return 1; }
+  ns=$2
+  kubectl create namespace "$ns" >/dev/null 2>&1
+  return 0
+}
+# A Deployment NAME of REPLICAS kwok pods in NS, and the autoscaler NAME (op_pa, mode Scale) on it.
+scaled_deployment() { # NS NAME REPLICAS
+  deployment_yaml "$1" "$2" "$3" | kubectl apply -f - >/dev/null
+  op_pa "$1" "$2" "$2" Scale | kubectl apply -f - >/dev/null
+}
+# Operator a, started unless it runs (later groups reuse the one earlier groups leave).
+ensure_operator_a() { { [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null; } || start_operator a; }
+
 # ------------------------------------------------------------------------------- group: operator
 test_operator() {
   echo "== operator: prescient run as the ServiceAccount of manifests/base/rbac.yaml, against the real API server"
@@ -651,15 +666,9 @@ for e in json.load(sys.stdin)["items"]:
 
 test_leader() {
   echo "== leader election: two prescient run processes, one Lease"
-  if ! setup_operator_env; then
-    fail "leader test set-up"
-    return
-  fi
-  ns=leader-e2e
-  kubectl create namespace "$ns" >/dev/null 2>&1
-  deployment_yaml "$ns" app 1 | kubectl apply -f - >/dev/null
-  op_pa "$ns" app app Scale | kubectl apply -f - >/dev/null
-  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator a did not start"; return; }
+  group_env leader leader-e2e || return
+  scaled_deployment "$ns" app 1
+  ensure_operator_a || { fail "operator a did not start"; return; }
   start_operator b || { fail "operator b did not start: $(tail -5 "$work/operator-b.log")"; return; }
   local leader="" standby="" i
   for i in $(seq 1 40); do
@@ -771,12 +780,7 @@ print(" ".join(bad))' "$t_kill" "$leader" "$standby")
 # ------------------------------------------------------------------------------------ group: hpa
 test_hpa() {
   echo "== an HPA already scaling the target: the autoscaler refuses with a condition"
-  if ! setup_operator_env; then
-    fail "hpa test set-up"
-    return
-  fi
-  ns=hpa-e2e
-  kubectl create namespace "$ns" >/dev/null 2>&1
+  group_env hpa hpa-e2e || return
   deployment_yaml "$ns" contested 2 | kubectl apply -f - >/dev/null
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: autoscaling/v2
@@ -789,7 +793,7 @@ spec:
   metrics: [{ type: Resource, resource: { name: cpu, target: { type: Utilization, averageUtilization: 50 } } }]
 YAML
   op_pa "$ns" contested contested Scale | sed 's/minReplicas: 1/minReplicas: 7/' | kubectl apply -f - >/dev/null
-  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator did not start"; return; }
+  ensure_operator_a || { fail "operator did not start"; return; }
   if until_true 60 cond_is "$ns" contested ScalingActive False/ConflictingAutoscaler; then
     local r
     r=$(replicas "$ns" contested)
@@ -809,19 +813,28 @@ YAML
 # ---------------------------------------------------------------------------------- group: targets
 spec_replicas() { kubectl -n "$1" get "$2" "$3" -o jsonpath='{.spec.replicas}'; } # NS RESOURCE NAME
 
-# A test-only custom kind in test.prescient.dev: $1 plural, $2 Kind, $3 "scale" for a /scale subresource.
-test_crd_yaml() {
-  local scale=""
-  [ "$3" = scale ] && scale="
-        scale: { specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas }"
+# A workload-like custom kind (spec.replicas, status.replicas and readyReplicas) in API group $1, plural
+# $2, kind $3, with the subresources named after that: `scale`, `status` (without `status`, the status is
+# written with the object and stays as created). cluster-bench.sh uses it too.
+custom_kind_crd() {
+  local group="$1" plural="$2" kind="$3" sub subresources=""
+  shift 3
+  for sub in "$@"; do
+    case "$sub" in
+      scale) subresources+="
+        scale: { specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas }" ;;
+      status) subresources+="
+        status: {}" ;;
+    esac
+  done
   cat <<YAML
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: { name: $1.test.prescient.dev }
+metadata: { name: $plural.$group }
 spec:
-  group: test.prescient.dev
+  group: $group
   scope: Namespaced
-  names: { kind: $2, plural: $1, singular: $(echo "$2" | tr '[:upper:]' '[:lower:]') }
+  names: { kind: $kind, plural: $plural, singular: $(echo "$kind" | tr '[:upper:]' '[:lower:]') }
   versions:
     - name: v1
       served: true
@@ -830,26 +843,20 @@ spec:
         openAPIV3Schema:
           type: object
           properties:
-            spec: { type: object, properties: { replicas: { type: integer, format: int32, minimum: 0 } } }
+            spec: { type: object, properties: { replicas: { type: integer, format: int32, minimum: 0, maximum: 100000 } } }
             status:
               type: object
               properties:
-                replicas: { type: integer, format: int32, minimum: 0 }
-                readyReplicas: { type: integer, format: int32, minimum: 0 }
-      subresources:
-        status: {}$scale
+                replicas: { type: integer, format: int32, minimum: 0, maximum: 100000 }
+                readyReplicas: { type: integer, format: int32, minimum: 0, maximum: 100000 }
+      subresources: ${subresources:-"{}"}
 YAML
 }
 
 test_targets() {
   echo "== scale targets other than a Deployment: a StatefulSet, and custom kinds through /scale"
-  if ! setup_operator_env; then
-    fail "targets test set-up"
-    return
-  fi
-  ns=targets-e2e
-  kubectl create namespace "$ns" >/dev/null 2>&1
-  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator did not start"; return; }
+  group_env targets targets-e2e || return
+  ensure_operator_a || { fail "operator did not start"; return; }
 
   # A StatefulSet: pre-scaled through apps/v1 statefulsets/scale; the controller-manager makes its pods.
   kubectl apply -f - >/dev/null <<YAML
@@ -892,7 +899,7 @@ YAML
     fail "a kind not served: AbleToScale is $(cond "$ns" shop AbleToScale)"
   fi
   # Its CRD arrives, with a /scale subresource; the operator has no RBAC rule for it yet.
-  test_crd_yaml canaries Canary scale | kubectl apply -f - >/dev/null
+  custom_kind_crd test.prescient.dev canaries Canary status scale | kubectl apply -f - >/dev/null
   kubectl wait --for=condition=Established crd/canaries.test.prescient.dev --timeout=30s >/dev/null
   printf 'apiVersion: test.prescient.dev/v1\nkind: Canary\nmetadata: { name: shop, namespace: %s }\nspec: { replicas: 1 }\n' "$ns" |
     kubectl apply -f - >/dev/null
@@ -913,7 +920,7 @@ YAML
     fail "after the aggregated rule: Canary replicas $(spec_replicas "$ns" canary shop), AbleToScale $(cond "$ns" shop AbleToScale)"
   fi
   # A custom kind without /scale.
-  test_crd_yaml widgets Widget none | kubectl apply -f - >/dev/null
+  custom_kind_crd test.prescient.dev widgets Widget status | kubectl apply -f - >/dev/null
   kubectl wait --for=condition=Established crd/widgets.test.prescient.dev --timeout=30s >/dev/null
   printf 'apiVersion: test.prescient.dev/v1\nkind: Widget\nmetadata: { name: w, namespace: %s }\nspec: { replicas: 1 }\n' "$ns" |
     kubectl apply -f - >/dev/null
@@ -930,15 +937,9 @@ YAML
 # -------------------------------------------------------------------------------- group: apiserver
 test_apiserver() {
   echo "== API server crash: kube-apiserver killed (SIGKILL) for 25 s under a running operator, then started again"
-  if ! setup_operator_env; then
-    fail "apiserver test set-up"
-    return
-  fi
-  ns=outage-e2e
-  kubectl create namespace "$ns" >/dev/null 2>&1
-  deployment_yaml "$ns" steady 1 | kubectl apply -f - >/dev/null
-  op_pa "$ns" steady steady Scale | kubectl apply -f - >/dev/null
-  [ -n "${op_pid[a]:-}" ] && kill -0 "${op_pid[a]}" 2>/dev/null || start_operator a || { fail "operator did not start"; return; }
+  group_env apiserver outage-e2e || return
+  scaled_deployment "$ns" steady 1
+  ensure_operator_a || { fail "operator did not start"; return; }
   if ! until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
     fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
     return
@@ -968,8 +969,7 @@ test_apiserver() {
   t0=$(date +%s)
   # Acted on after the restart: a spec change (the watch is re-established) and a new autoscaler.
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":12}}' >/dev/null
-  deployment_yaml "$ns" late 1 | kubectl apply -f - >/dev/null
-  op_pa "$ns" late late Scale | kubectl apply -f - >/dev/null
+  scaled_deployment "$ns" late 1
   # For 20 s after the restart, every half second: never two leaders; one by the end.
   local both=0 samples=0 ra rd leader_after="" scaled_after=""
   while [ $(( $(date +%s) - t0 )) -lt 20 ]; do
