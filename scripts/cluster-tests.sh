@@ -3,7 +3,7 @@
 # controller-manager, scheduler, kwok nodes on 127.0.0.1): the CRD and its validation as the API server
 # applies them, and `prescient run` against the real API server (see each group below).
 #
-# Usage: scripts/cluster-tests.sh [GROUP...]   groups: crd operator leader hpa targets apiserver (default: all)
+# Usage: scripts/cluster-tests.sh [GROUP...]   groups: crd operator leader hpa targets apiserver etcd (default: all)
 # Starts its own local cluster (state in target/cluster-tests) and stops it at the end (KEEP_CLUSTER=1
 # leaves it running). A control plane that cannot be built or started is a FAILURE, never a skip.
 # The last line is `N passed, N failed`; the exit status is non-zero when anything failed.
@@ -16,7 +16,7 @@ cd "$root"
 source_only=0
 [ "${1:-}" = --source-only ] && { source_only=1; shift; }
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(crd operator leader hpa targets apiserver)
+[ ${#groups[@]} -gt 0 ] || groups=(crd operator leader hpa targets apiserver etcd)
 work="${CLUSTER_TESTS_WORK:-$root/target/cluster-tests}"
 export LOCAL_CLUSTER_DIR="$work/cluster"
 passed=0
@@ -1016,6 +1016,42 @@ test_apiserver() {
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
 }
 
+# ------------------------------------------------------------------------------------- group: etcd
+# etcd down, the API server up: requests are accepted and then fail or hang, unlike a refused connection.
+test_etcd() {
+  echo "== etcd crash: etcd killed (SIGKILL) for 25 s under a running operator, the API server up, then started again"
+  group_env etcd etcd-e2e || return
+  scaled_deployment "$ns" steady 1
+  ensure_operator_a || { fail "operator did not start"; return; }
+  if ! until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
+    fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
+    return
+  fi
+  scripts/local-cluster.sh stop etcd 2>> "$work/up.log" || { fail "could not stop etcd"; return; }
+  sleep 25
+  if kill -0 "${op_pid[a]}" 2>/dev/null && [ "$(role_of a)" = standby ]; then
+    pass "25 s without etcd: the operator is running and has stopped leading (/readyz: $(curl -s "${op_metrics[a]}/readyz"))"
+  else
+    fail "25 s without etcd: $(kill -0 "${op_pid[a]}" 2>/dev/null && echo "runs as $(role_of a)" || echo "exited: $(tail -3 "$work/operator-a.log")")"
+  fi
+  scripts/local-cluster.sh start etcd 2>> "$work/up.log" || { fail "etcd did not start again"; return; }
+  local t0
+  t0=$(date +%s)
+  if until_true 90 sh -c "[ \"\$(curl -s '${op_metrics[a]}/readyz')\" = 'ready (leader)' ]"; then
+    pass "it leads again $(( $(date +%s) - t0 ))s after etcd is back"
+  else
+    fail "not leading 90 s after etcd is back: /readyz $(curl -s "${op_metrics[a]}/readyz")"
+  fi
+  kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":12}}' >/dev/null
+  if until_true 90 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
+    pass "a spec change made after etcd is back is acted on within $(( $(date +%s) - t0 ))s of its return (replicas $(replicas "$ns" steady))"
+  else
+    fail "after etcd is back: replicas $(replicas "$ns" steady), not minReplicas 12; /readyz $(curl -s "${op_metrics[a]}/readyz")"
+  fi
+  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+  kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
+}
+
 [ "$source_only" = 1 ] && return 0
 
 for group in "${groups[@]}"; do
@@ -1026,6 +1062,7 @@ for group in "${groups[@]}"; do
     hpa) test_hpa ;;
     targets) test_targets ;;
     apiserver) test_apiserver ;;
+    etcd) test_etcd ;;
     *) fail "unknown test group $group" ;;
   esac
 done
