@@ -773,6 +773,16 @@ print(" ".join(bad))' "$t_kill" "$leader" "$standby")
   else
     fail "SIGTERM handover: c leads after ${took:-more than 20}s, $current exited $code; $(grep -a 'Lease' "$work/operator-$current.log" | tail -2)"
   fi
+  # The Lease deleted under the leader (an admin's cleanup): it stops leading, then takes a new Lease.
+  local t_del
+  t_del=$(date +%s)
+  kubectl -n prescient-system delete lease prescient-leader >/dev/null
+  if until_true 30 sh -c "kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}' | grep -q '^c-' &&
+      [ \"\$(curl -s '${op_metrics[c]}/readyz')\" = 'ready (leader)' ]"; then
+    pass "Lease deleted under the leader: c holds a new Lease and leads $(( $(date +%s) - t_del ))s later"
+  else
+    fail "Lease deleted: holder $(kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}' 2>&1), c is $(role_of c)"
+  fi
   # Leave one operator running for later groups, under name a.
   op_pid[a]=${op_pid[c]}; op_metrics[a]=${op_metrics[c]}
 }

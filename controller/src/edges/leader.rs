@@ -156,7 +156,7 @@ where
             leads_tx.send_if_modified(|leads| {
                 if *leads != leads_now {
                     if !leads_now && *leads {
-                        tracing::warn!(deadline = ?RENEW_DEADLINE, "leader Lease not renewed in time (or taken over); leading stops");
+                        tracing::warn!(deadline = ?RENEW_DEADLINE, "leader Lease lost (not renewed within the deadline, taken over or deleted); leading stops");
                     }
                     *leads = leads_now;
                     true
