@@ -654,6 +654,7 @@ print(json.dumps(role))' | kubectl replace -f - >/dev/null
 # --------------------------------------------------------------------------------- group: leader
 role_of() { curl -s "${op_metrics[$1]}/readyz" | sed -n 's/^ready (\(.*\))$/\1/p'; }
 reconciles_of() { curl -s "${op_metrics[$1]}/metrics" | awk '$1 == "prescient_reconcile_total" { print $2 }'; }
+leader_gauge_of() { curl -s "${op_metrics[$1]}/metrics" | awk '$1 == "prescient_leader" { print $2 }'; }
 # Scaled events of autoscaler $2 in $1 by reporting instance: "instance eventTime" lines.
 scaled_events() {
   kubectl -n "$1" get events.events.k8s.io -o json | python3 -c '
@@ -684,6 +685,10 @@ test_leader() {
   holder=$(kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}')
   [[ "$holder" == "$leader-"* ]] && pass "exactly one leader ($leader, Lease holder $holder); $standby is standby" ||
     fail "Lease holder $holder is not the leader $leader"
+  local gauges
+  gauges="$(leader_gauge_of "$leader") $(leader_gauge_of "$standby")"
+  [ "$gauges" = "1 0" ] && pass "prescient_leader is 1 on the leader, 0 on the standby" ||
+    fail "prescient_leader on leader and standby: $gauges"
   if until_true 60 sh -c "kubectl -n $ns get pa app -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
     pass "the leader reconciles ($(reconciles_of "$leader") reconciles); the standby none ($(reconciles_of "$standby"))"
     [ "$(reconciles_of "$standby")" = 0 ] || fail "the standby reconciled: $(reconciles_of "$standby")"

@@ -80,6 +80,8 @@ pub struct Metrics {
     current_replicas: Family<AutoscalerLabels, Gauge>,
     backtest_mase: Family<AutoscalerLabels, FloatGauge>,
     forecast_healthy: Family<AutoscalerLabels, Gauge>,
+    leader: Gauge,
+    leadership_changes: Counter,
     /// (lead time, quantile) per autoscaler, to read the forecast at the right step and band.
     settings: Mutex<HashMap<(String, String), (Duration, f64)>>,
 }
@@ -175,6 +177,18 @@ impl Metrics {
             "1 if the forecast was usable at the last sync",
             forecast_healthy.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads (runs the controller); alert when no replica of the operator does",
+            leader.clone(),
+        );
+        let leadership_changes = Counter::default();
+        registry.register(
+            "leadership_changes",
+            "Times this replica started or stopped leading",
+            leadership_changes.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -187,6 +201,8 @@ impl Metrics {
             current_replicas,
             backtest_mase,
             forecast_healthy,
+            leader,
+            leadership_changes,
             settings: Mutex::new(HashMap::new()),
         }
     }
@@ -202,6 +218,13 @@ impl Metrics {
     pub fn observe_reconcile(&self, elapsed: Duration) {
         self.reconciles.inc();
         self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Whether this replica leads now; a change is counted.
+    pub fn set_leader(&self, leads: bool) {
+        if self.leader.set(i64::from(leads)) != i64::from(leads) {
+            self.leadership_changes.inc();
+        }
     }
 
     /// A reconcile problem, by condition reason (`MetricsUnavailable`, `TargetNotFound`, ...).
@@ -330,6 +353,21 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leadership_is_a_gauge_and_its_changes_are_counted() {
+        let metrics = Metrics::new();
+        assert!(metrics.encode().contains("prescient_leader 0"));
+        metrics.set_leader(true);
+        metrics.set_leader(true);
+        let text = metrics.encode();
+        assert!(text.contains("prescient_leader 1"), "{text}");
+        assert!(text.contains("prescient_leadership_changes_total 1"), "{text}");
+        metrics.set_leader(false);
+        let text = metrics.encode();
+        assert!(text.contains("prescient_leader 0"), "{text}");
+        assert!(text.contains("prescient_leadership_changes_total 2"), "{text}");
+    }
 
     #[test]
     fn encodes_counters_and_errors() {

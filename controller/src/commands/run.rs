@@ -172,6 +172,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         run_with_leader_election(&client, &namespace, &args.lease_name, ctx, &health, &shutdown).await?;
     } else {
         health.leader.store(true, Ordering::SeqCst);
+        ctx.metrics.set_leader(true);
         operator::run_controller(ctx, shutdown.clone()).await;
     }
 
@@ -223,7 +224,11 @@ async fn run_with_leader_election(
         election_stop.clone(),
     );
     tracing::info!(lease = %format!("{namespace}/{lease_name}"), %identity, "waiting for leadership");
-    let result = follow_leadership(&mut leads, shutdown, &health.leader, leader::STOP_GRACE, |stop| {
+    let report = |leads: bool| {
+        health.leader.store(leads, Ordering::SeqCst);
+        ctx.metrics.set_leader(leads);
+    };
+    let result = follow_leadership(&mut leads, shutdown, &report, leader::STOP_GRACE, |stop| {
         operator::run_controller(ctx.clone(), stop)
     })
     .instrument(tracing::info_span!("leadership", %identity))
@@ -238,12 +243,13 @@ async fn run_with_leader_election(
 
 /// The leadership loop: runs `lead(stop)` (the controller) while `leader` says this replica holds the
 /// Lease, cancels `stop` as soon as it does not (waiting at most `grace` for running reconciles, so a
-/// lost Lease really stops scaling), and starts it again when leadership comes back. `is_leader`
-/// mirrors the state for `/readyz`. Returns on shutdown, or with an error if the election task stops.
+/// lost Lease really stops scaling), and starts it again when leadership comes back. `report` is told
+/// when the controller starts (`true`) and has stopped (`false`), for `/readyz` and the `prescient_leader`
+/// gauge. Returns on shutdown, or with an error if the election task stops.
 async fn follow_leadership<F, Fut>(
     leader: &mut tokio::sync::watch::Receiver<bool>,
     shutdown: &CancellationToken,
-    is_leader: &AtomicBool,
+    report: &(dyn Fn(bool) + Sync),
     grace: Duration,
     mut lead: F,
 ) -> anyhow::Result<()>
@@ -267,7 +273,7 @@ where
             return Ok(());
         }
         tracing::info!("became the leader; starting the controller");
-        is_leader.store(true, Ordering::SeqCst);
+        report(true);
         let stop = CancellationToken::new();
         let mut controller = tokio::spawn(lead(stop.clone()));
         // Lead until the Lease is lost or shutdown is asked for.
@@ -290,7 +296,7 @@ where
             tracing::warn!(?grace, "controller did not stop in time; aborting it");
             controller.abort();
         }
-        is_leader.store(false, Ordering::SeqCst);
+        report(false);
         if election_stopped {
             anyhow::bail!("the leader election task stopped");
         }
@@ -347,7 +353,8 @@ mod tests {
                 controller(Arc::clone(&runs)),
             );
             async move {
-                follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_secs(1), &mut lead).await
+                let report = |leads| is_leader.store(leads, Ordering::SeqCst);
+                follow_leadership(&mut rx, &shutdown, &report, Duration::from_secs(1), &mut lead).await
             }
         });
         settle().await;
@@ -398,7 +405,8 @@ mod tests {
         let is_leader = AtomicBool::new(false);
         let runs = Arc::new(Runs::default());
         let mut lead = controller(Arc::clone(&runs));
-        let follow = follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_secs(1), &mut lead);
+        let report = |leads| is_leader.store(leads, Ordering::SeqCst);
+        let follow = follow_leadership(&mut rx, &shutdown, &report, Duration::from_secs(1), &mut lead);
         let drop_sender = async {
             settle().await;
             assert_eq!(runs.running.load(Ordering::SeqCst), 1);
@@ -416,7 +424,8 @@ mod tests {
         let shutdown = CancellationToken::new();
         let is_leader = AtomicBool::new(false);
         let stuck = |_stop: CancellationToken| std::future::pending::<()>();
-        let follow = follow_leadership(&mut rx, &shutdown, &is_leader, Duration::from_millis(100), stuck);
+        let report = |leads| is_leader.store(leads, Ordering::SeqCst);
+        let follow = follow_leadership(&mut rx, &shutdown, &report, Duration::from_millis(100), stuck);
         let lose = async {
             settle().await;
             tx.send(false).unwrap();
