@@ -323,16 +323,18 @@ current-context: local
 KUBECONFIG
 }
 
-# start_operator NAME: `prescient run` as the ServiceAccount; sets op_pid[NAME], op_metrics[NAME].
+# start_operator NAME [ARG...]: `prescient run` as the ServiceAccount (ARGs appended); sets op_pid[NAME],
+# op_metrics[NAME].
 declare -A op_pid op_metrics
 start_operator() {
   local name="$1" mport dport
+  shift
   read -r mport dport <<< "$(python3 -c 'import socket
 a=socket.socket(); a.bind(("127.0.0.1",0)); b=socket.socket(); b.bind(("127.0.0.1",0))
 print(a.getsockname()[1], b.getsockname()[1])')"
   KUBECONFIG="$work/operator.kubeconfig" POD_NAME="$name" RUST_LOG="${RUST_LOG:-info}" \
     "$prescient" run --prometheus-url "http://127.0.0.1:$prom_port" --metrics-addr "127.0.0.1:$mport" \
-    --dashboard-addr "127.0.0.1:$dport" --lease-namespace prescient-system > "$work/operator-$name.log" 2>&1 &
+    --dashboard-addr "127.0.0.1:$dport" --lease-namespace prescient-system "$@" > "$work/operator-$name.log" 2>&1 &
   op_pid[$name]=$!
   op_metrics[$name]="http://127.0.0.1:$mport"
   started_pids+=("$!")
@@ -646,6 +648,28 @@ print(json.dumps(role))' | kubectl replace -f - >/dev/null
     fail "RBAC restored, but replicas are $(replicas "$ns" web), AbleToScale $(cond "$ns" web AbleToScale)"
   fi
   kubectl -n "$ns" patch pa web --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
+
+  # Without list/watch on the autoscalers (a namespaced install), nothing can be reconciled: that must
+  # be logged and counted, so that an alert can see it. A second operator, started after the rule is
+  # removed (an established watch outlives it), without leader election.
+  kubectl get clusterrole prescient-operator-core -o json | python3 -c '
+import json, sys
+role = json.load(sys.stdin)
+role["rules"] = [r for r in role["rules"] if "watch" not in r.get("verbs", []) or "predictiveautoscalers" not in r.get("resources", [])]
+for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+    role["metadata"].pop(k, None)
+print(json.dumps(role))' | kubectl replace -f - >/dev/null
+  until_true 30 sh -c '[ "$(kubectl auth can-i --as=system:serviceaccount:prescient-system:prescient-operator watch predictiveautoscalers.prescient.dev -A)" = no ]'
+  if start_operator nowatch --leader-election=false &&
+    until_true 30 sh -c "grep -q 'watching PredictiveAutoscalers failed' '$work/operator-nowatch.log' &&
+      curl -s '${op_metrics[nowatch]}/metrics' | grep -q 'prescient_reconcile_errors_total{reason=\"WatchFailed\"}'"; then
+    pass "no list/watch on the autoscalers: a warning ($(sed 's/\x1b\[[0-9;]*m//g' "$work/operator-nowatch.log" | grep -m1 -o 'watching PredictiveAutoscalers failed.*' | cut -c1-150)) and reconcile_errors{reason=WatchFailed}"
+  else
+    fail "no list/watch on the autoscalers: nothing said ($(tail -3 "$work/operator-nowatch.log"))"
+  fi
+  kill "${op_pid[nowatch]}" 2>/dev/null; wait "${op_pid[nowatch]}" 2>/dev/null
+  kubectl apply -f manifests/base/rbac.yaml >/dev/null
+  rbac_aggregated
   if grep -q 'panicked' "$work/operator-a.log"; then
     fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
   fi

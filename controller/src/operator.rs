@@ -600,13 +600,23 @@ pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, st
             }
         })
     };
+    let metrics = ctx.metrics.clone();
     let running = controller
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile_object, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
+        .for_each(move |result| {
+            // A failed watch reconciles nothing, so it is logged and counted: kube-runtime logs some
+            // failures itself (a 403), but nothing counted them, so no alert could see an operator
+            // that reconciles nothing (a list/watch missing from a namespaced install, a removed CRD).
+            // The watcher backs off (up to 30 s), which bounds these logs. Reconcile errors are logged
+            // by `error_policy`.
+            if let Err(kube::runtime::controller::Error::QueueError(error)) = &result {
+                tracing::warn!(%error, "watching PredictiveAutoscalers failed; retrying");
+                metrics.observe_error(reasons::WATCH_FAILED);
+            } else if let Err(error) = &result {
                 tracing::debug!(%error, "controller event");
             }
+            async {}
         });
     // kube-runtime's graceful shutdown waits for the first list of the watch: with an unreachable API
     // server it would wait forever, so the grace period is bounded here.

@@ -43,6 +43,9 @@ pub mod reasons {
     pub const SCALE_FAILED: &str = "ScaleFailed";
 
     pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+    /// The watch of the autoscalers failed (RBAC, a removed CRD, an unreachable API server): a metric
+    /// and a log, not a condition, since no autoscaler can be read then.
+    pub const WATCH_FAILED: &str = "WatchFailed";
 
     pub fn metrics_error_reason(error: &MetricsError) -> &'static str {
         match error {
