@@ -2,7 +2,8 @@
 # Renders every kustomize overlay (and each base on its own) with `kubectl kustomize` and validates every
 # object offline against the real Kubernetes OpenAPI schemas (the `kubernetes-validate` package bundles
 # them; strict mode rejects unknown fields). Objects of our own CRD (PredictiveAutoscaler) are validated
-# against the openAPIV3Schema of manifests/crd/predictiveautoscaler.yaml with `jsonschema`.
+# against the openAPIV3Schema of manifests/crd/predictiveautoscaler.yaml with `jsonschema`. First, the
+# operator's alert rules are checked and unit-tested with promtool.
 # Exits non-zero on any failure. Usage: scripts/validate-manifests.sh   (K8S_VERSION=1.32 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,16 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     'kubernetes-validate==1.37.0' 'jsonschema==4.26.0' 'PyYAML==6.0.4'
 fi
+
+# The operator's alert rules (manifests/prometheus/prescient-alerts.yml): valid, and their unit tests pass.
+command -v promtool >/dev/null 2>&1 || {
+  echo "error: promtool is missing (Debian: apt-get install prometheus; or scripts/install-test-deps.sh)" >&2
+  exit 1
+}
+(cd manifests/prometheus && promtool check rules prescient-alerts.yml && promtool test rules prescient-alerts.test.yml) || {
+  echo "FAIL: manifests/prometheus/prescient-alerts.yml (promtool check rules / test rules)" >&2
+  exit 1
+}
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
