@@ -108,6 +108,7 @@ where
         };
         let mut changed = next(&manager, None);
         let mut holds_per_manager = false;
+        let mut failing = false;
         let mut seen = RenewalSeen::default();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -117,11 +118,19 @@ where
                 result = &mut changed => {
                     changed = match result {
                         Ok(holds) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("leader Lease: reachable again");
+                            }
                             holds_per_manager = holds;
                             next(&manager, None)
                         }
                         Err(error) => {
-                            tracing::warn!(%error, "leader Lease: cannot read or renew it; retrying");
+                            // Retried every second: a warning for the first failure, not for each.
+                            if std::mem::replace(&mut failing, true) {
+                                tracing::debug!(%error, "leader Lease: still failing");
+                            } else {
+                                tracing::warn!(%error, "leader Lease: cannot read or renew it; retrying every second");
+                            }
                             next(&manager, Some(POLL))
                         }
                     };
