@@ -974,15 +974,19 @@ YAML
 }
 
 # -------------------------------------------------------------------------------- group: apiserver
+# steady_before_outage GROUP NS: the autoscaler "steady" in NS with a decision, operator a running.
+steady_before_outage() {
+  group_env "$1" "$2" || return 1
+  scaled_deployment "$ns" steady 1
+  ensure_operator_a || { fail "operator did not start"; return 1; }
+  until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ." && return 0
+  fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
+  return 1
+}
+
 test_apiserver() {
   echo "== API server crash: kube-apiserver killed (SIGKILL) for 25 s under a running operator, then started again"
-  group_env apiserver outage-e2e || return
-  scaled_deployment "$ns" steady 1
-  ensure_operator_a || { fail "operator did not start"; return; }
-  if ! until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
-    fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
-    return
-  fi
+  steady_before_outage apiserver outage-e2e || return
   # A second replica, standby: after the outage the Lease is up for grabs, and the two must never both lead.
   start_operator d || { fail "operator d did not start: $(tail -5 "$work/operator-d.log")"; return; }
   until_true 20 sh -c "[ \"\$(curl -s '${op_metrics[d]}/readyz')\" = 'ready (standby)' ]" || fail "operator d is not a standby: $(role_of d)"
@@ -1059,13 +1063,7 @@ test_apiserver() {
 # etcd down, the API server up: requests are accepted and then fail or hang, unlike a refused connection.
 test_etcd() {
   echo "== etcd crash: etcd killed (SIGKILL) for 25 s under a running operator, the API server up, then started again"
-  group_env etcd etcd-e2e || return
-  scaled_deployment "$ns" steady 1
-  ensure_operator_a || { fail "operator did not start"; return; }
-  if ! until_true 120 sh -c "kubectl -n $ns get pa steady -o jsonpath='{.status.desiredReplicas}' | grep -q ."; then
-    fail "no decision before the outage: $(kubectl -n "$ns" get pa steady -o jsonpath='{.status.conditions}')"
-    return
-  fi
+  steady_before_outage etcd etcd-e2e || return
   scripts/local-cluster.sh stop etcd 2>> "$work/up.log" || { fail "could not stop etcd"; return; }
   sleep 25
   if kill -0 "${op_pid[a]}" 2>/dev/null && [ "$(role_of a)" = standby ]; then
