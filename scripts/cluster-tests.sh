@@ -676,7 +676,10 @@ print(json.dumps(role))' | kubectl replace -f - >/dev/null
 }
 
 # --------------------------------------------------------------------------------- group: leader
+# no_panic NAME: fails if operator NAME's log shows a panic.
+no_panic() { ! grep -q panicked "$work/operator-$1.log" || fail "operator $1 panicked: $(grep -m1 panicked "$work/operator-$1.log")"; }
 role_of() { curl -s "${op_metrics[$1]}/readyz" | sed -n 's/^ready (\(.*\))$/\1/p'; }
+role_is() { [ "$(role_of "$1")" = "$2" ]; } # NAME leader|standby (for until_true)
 reconciles_of() { curl -s "${op_metrics[$1]}/metrics" | awk '$1 == "prescient_reconcile_total" { print $2 }'; }
 leader_gauge_of() { curl -s "${op_metrics[$1]}/metrics" | awk '$1 == "prescient_leader" { print $2 }'; }
 # Scaled events of autoscaler $2 in $1 by reporting instance: "instance eventTime" lines.
@@ -779,12 +782,12 @@ for line in sys.stdin:
 print(" ".join(bad))' "$t_kill" "$leader" "$standby")
   [ -z "$overlap" ] && pass "no two holders scaled in the same period ($(scaled_events "$ns" app | awk '{print $1}' | sort | uniq -c | tr -s ' ' | tr '\n' ';'))" ||
     fail "Scaled events out of their holder's period: $overlap"
-  grep -q panicked "$work/operator-$standby.log" && fail "operator $standby panicked: $(grep -m1 panicked "$work/operator-$standby.log")"
+  no_panic "$standby"
 
   # A rollout of the operator: SIGTERM releases the Lease, so a standby leads at once, not 15 s later.
   local current=$standby t_term
   start_operator c || { fail "operator c did not start: $(tail -5 "$work/operator-c.log")"; return; }
-  until_true 20 sh -c "[ \"\$(curl -s '${op_metrics[c]}/readyz')\" = 'ready (standby)' ]" || fail "operator c is not a standby: $(role_of c)"
+  until_true 20 role_is c standby || fail "operator c is not a standby: $(role_of c)"
   t_term=$(date +%s.%N)
   kill -TERM "${op_pid[$current]}"
   took=""
@@ -806,8 +809,8 @@ print(" ".join(bad))' "$t_kill" "$leader" "$standby")
   local t_del
   t_del=$(date +%s)
   kubectl -n prescient-system delete lease prescient-leader >/dev/null
-  if until_true 30 sh -c "kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}' | grep -q '^c-' &&
-      [ \"\$(curl -s '${op_metrics[c]}/readyz')\" = 'ready (leader)' ]"; then
+  if until_true 30 sh -c "kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}' | grep -q '^c-'" &&
+    until_true 10 role_is c leader; then
     pass "Lease deleted under the leader: c holds a new Lease and leads $(( $(date +%s) - t_del ))s later"
   else
     fail "Lease deleted: holder $(kubectl -n prescient-system get lease prescient-leader -o jsonpath='{.spec.holderIdentity}' 2>&1), c is $(role_of c)"
@@ -970,7 +973,7 @@ YAML
   else
     fail "a custom kind without /scale: AbleToScale is $(cond "$ns" w AbleToScale)"
   fi
-  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+  no_panic a
 }
 
 # -------------------------------------------------------------------------------- group: apiserver
@@ -989,7 +992,7 @@ test_apiserver() {
   steady_before_outage apiserver outage-e2e || return
   # A second replica, standby: after the outage the Lease is up for grabs, and the two must never both lead.
   start_operator d || { fail "operator d did not start: $(tail -5 "$work/operator-d.log")"; return; }
-  until_true 20 sh -c "[ \"\$(curl -s '${op_metrics[d]}/readyz')\" = 'ready (standby)' ]" || fail "operator d is not a standby: $(role_of d)"
+  until_true 20 role_is d standby || fail "operator d is not a standby: $(role_of d)"
   local before r0 t0 took
   before=$(replicas "$ns" steady)
   r0=$(reconciles_of a)
@@ -1055,7 +1058,7 @@ test_apiserver() {
   else
     fail "after the restart: role $(role_of a), Lease renewed at $renewed"
   fi
-  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+  no_panic a
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
 }
 
@@ -1074,7 +1077,7 @@ test_etcd() {
   scripts/local-cluster.sh start etcd 2>> "$work/up.log" || { fail "etcd did not start again"; return; }
   local t0
   t0=$(date +%s)
-  if until_true 90 sh -c "[ \"\$(curl -s '${op_metrics[a]}/readyz')\" = 'ready (leader)' ]"; then
+  if until_true 90 role_is a leader; then
     pass "it leads again $(( $(date +%s) - t0 ))s after etcd is back"
   else
     fail "not leading 90 s after etcd is back: /readyz $(curl -s "${op_metrics[a]}/readyz")"
@@ -1085,7 +1088,7 @@ test_etcd() {
   else
     fail "after etcd is back: replicas $(replicas "$ns" steady), not minReplicas 12; /readyz $(curl -s "${op_metrics[a]}/readyz")"
   fi
-  grep -q panicked "$work/operator-a.log" && fail "the operator panicked: $(grep -m1 panicked "$work/operator-a.log")"
+  no_panic a
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":1}}' >/dev/null
 }
 

@@ -610,11 +610,13 @@ pub async fn run_controller<M: MetricsSource + 'static>(ctx: Arc<Context<M>>, st
             // that reconciles nothing (a list/watch missing from a namespaced install, a removed CRD).
             // The watcher backs off (up to 30 s), which bounds these logs. Reconcile errors are logged
             // by `error_policy`.
-            if let Err(kube::runtime::controller::Error::QueueError(error)) = &result {
-                tracing::warn!(%error, "watching PredictiveAutoscalers failed; retrying");
-                metrics.observe_error(reasons::WATCH_FAILED);
-            } else if let Err(error) = &result {
-                tracing::debug!(%error, "controller event");
+            match &result {
+                Err(kube::runtime::controller::Error::QueueError(error)) => {
+                    tracing::warn!(%error, "watching PredictiveAutoscalers failed; retrying");
+                    metrics.observe_error(reasons::WATCH_FAILED);
+                }
+                Err(error) => tracing::debug!(%error, "controller event"),
+                Ok(_) => {}
             }
             async {}
         });
