@@ -1,4 +1,4 @@
-"""Writes the three notebooks from the cell sources below, without outputs.
+"""Writes the notebooks from the cell sources below, without outputs.
 
 Edit the cells here, then run `target/notebooks-venv/bin/python notebooks/make_notebooks.py` (any Python
 with nbformat): the .ipynb files are regenerated with empty outputs, null execution counts and stable cell
@@ -53,7 +53,7 @@ def code(text: str, parameters: bool = False):
 
 
 HOW_TO_RUN = """
-**How to run it.** `notebooks/run.sh` executes all three notebooks headless (it makes a virtual environment
+**How to run it.** `notebooks/run.sh` executes all four notebooks headless (it makes a virtual environment
 in `target/notebooks-venv` and writes the executed copies to `target/notebooks-out/`). Interactively, after
 one `notebooks/run.sh`: `target/notebooks-venv/bin/pip install notebook`, then
 `target/notebooks-venv/bin/jupyter notebook notebooks/`. The `prescient` binary
@@ -285,7 +285,8 @@ What this shows: `prescient simulate` replays a real demand trace through a simu
 - **reactive** — the Kubernetes HPA algorithm at target utilizations 0.6, 0.7 and 0.8;
 - **predictive** — Prescient over its risk knob, the probability that the peak demand of each decision
   window (`[now, now + lead time + sync period]`) is served, calibrated online on the windows already seen
-  (never below the reactive floor);
+  (never below the reactive floor); a scale-up asks only for the window's last sync period, which the new
+  pods serve, and a scale-down never goes below the whole window's peak;
 - **crane-ehpa** — gocrane/crane's EffectiveHPA replayed: the HPA fed, beside the observed demand, the
   largest DSP prediction (FFT of the last 3 days, daily or weekly period) over the next hour, at each
   target utilization and `marginFraction` (`default` = Crane's default estimators);
@@ -712,10 +713,266 @@ nb.show(fig, "live-forecast")
     ]
 
 
+def limits():
+    return [
+        md(
+            """
+# Limits: what a forecast can buy on your trace, and what it cannot
+
+`what-if.ipynb` shows *whether* predictive scaling beats the HPA on a trace. This notebook shows *where*
+it is still short, and how much of that no forecast of demand could remove:
+
+1. **Where the minutes short are.** At the HPA's cost (the HPA setting `HPA`, by default 0.7), the
+   predictive setting with the fewest minutes short (read off `prescient simulate --frontier`) is replayed
+   beside that HPA and the perfect forecast, and their minutes short are split by the kind of step they
+   fall in: an *onset* (a step whose demand is more than `ONSET_RATIO` times the highest of the
+   `ONSET_LOOKBACK_STEPS` steps before it), the steps after an onset, other rising steps, and steady or
+   falling ones. No forecaster sees an onset a start-up ahead on bursty traffic: what predictive loses
+   there it can only buy back with headroom everywhere else. The perfect forecast shows what knowing the
+   future would save.
+2. **Arrival noise, on traces at steps finer than a minute.** A rate (what Prometheus gives, what any
+   forecaster predicts) says nothing of which second of the next minute the next burst of arrivals falls
+   in. The *rate oracle* knows the arrival rate in advance — the mean over `INTENSITY_WINDOW` centred on
+   each step, future included — and provisions, at each sync, a Poisson quantile of it (no start-up
+   delay, any quantile). Swept over its quantile, its fewest minutes short at the HPA's cost say about how
+   far a forecast of the rate could take predictive on that trace. It is not a strict lower bound (a
+   policy could spread its headroom better than one quantile everywhere), but it knows what no
+   forecaster does: the future rate.
+
+Every figure is measured side by side in one run against the HPA replayed on the same trace.
+"""
+            + HOW_TO_RUN
+            + """
+**Your own trace.** Set `TRACE`, `CAPACITY_PER_REPLICA` (demand one replica serves, in the trace's unit
+per step) and `STARTUP_DELAY` for part 1; `NOISE_TRACE` (a trace at steps finer than a minute, with no
+gaps) and `NOISE_CAPACITY_PER_REPLICA` for part 2 (`None` skips it, and says so).
+"""
+        ),
+        code(
+            """
+# Parameters. Paths are relative to the repository root (or absolute).
+# Part 1: Twitter mentions of Amazon at 5-minute steps, a 5-minute start-up (capacity = median / 10).
+TRACE = "data/traces/nab-twitter-amzn-5min.csv"
+CAPACITY_PER_REPLICA = 5
+STARTUP_DELAY = "5m"
+HPA = "reactive@u0.7"            # the HPA setting whose cost predictive is compared at
+ONSET_RATIO = 1.3                # an onset: a step above 1.3x the highest of the steps before it...
+ONSET_LOOKBACK_STEPS = 3         # ...these many steps
+FROM = None                      # window replayed (unix seconds or RFC 3339; None = the whole trace)
+UNTIL = None
+EXTRA = []                       # other `prescient simulate` flags
+JOBS = 2
+# Part 2: an hour of LLM requests at 1-second steps (capacity = median / 10), at both start-ups.
+NOISE_TRACE = "data/traces/azure-llm-conv-2023-1s.csv"
+NOISE_CAPACITY_PER_REPLICA = 0.5
+NOISE_STARTUP_DELAYS = ["2m", "5m"]
+INTENSITY_WINDOW = "5m"          # the rate the oracle knows: the mean over this window around each step
+""",
+            parameters=True,
+        ),
+        code(SETUP + "import math\n\nimport numpy as np\n"),
+        md(
+            """
+## 1. Where predictive is short, at the HPA's cost
+
+First the frontier (every HPA setting and the predictive risk knob over its range), to find the predictive
+setting with the fewest minutes short at no more than `HPA`'s replica-minutes; then that setting, the HPA
+and the perfect forecast again, with their series.
+"""
+        ),
+        code(
+            """
+source = Path(TRACE) if Path(TRACE).is_absolute() else nb.ROOT / TRACE
+window = (["--from", FROM] if FROM else []) + (["--until", UNTIL] if UNTIL else [])
+common = ["--capacity-per-replica", CAPACITY_PER_REPLICA, "--startup-delay", STARTUP_DELAY, "--jobs", JOBS,
+          *window, *EXTRA]
+t0 = time.monotonic()
+frontier = nb.run_json(["simulate", "--input", source, "--policy", "reactive,predictive", "--frontier", "--json",
+                        *common])
+versus = {v["hpa"]: v for v in frontier["frontier"]["versus_hpa"]}
+nb.require(HPA in versus, f"{HPA} is not among the HPA settings replayed: {list(versus)}")
+match = versus[HPA]
+nb.require(match.get("best_at_hpa_cost") is not None,
+           f"no predictive setting costs at most {HPA}'s {match['hpa_replica_minutes']:.0f} replica-minutes")
+quantile = match["best_at_hpa_cost"].split("@q")[1]
+utilization = HPA.split("@u")[1]
+print(f"frontier replayed in {time.monotonic() - t0:.0f} s. At {HPA}'s {match['hpa_replica_minutes']:,.0f} "
+      f"replica-minutes, the best predictive setting is q{quantile}: "
+      f"{match['shortfall_ratio_at_hpa_cost']:.3f}x the HPA's {match['hpa_underprovisioned_minutes']:,.1f} minutes short")
+
+nb.WORK.mkdir(parents=True, exist_ok=True)
+series_path = nb.WORK / f"{source.stem}-limits-series.csv"
+summary, policies, series = nb.simulate(source, series_path, "--policy", "reactive,predictive,perfect",
+                                        "--target-utilization", utilization, "--quantile", quantile, *common)
+display(policies[["label", "replica_minutes", "underprovisioned_minutes", "scale_events"]].round(1))
+replayed = policies.set_index("label")
+nb.require(abs(replayed.loc["predictive", "underprovisioned_minutes"] - match["underprovisioned_minutes_at_hpa_cost"]) < 1e-6,
+           "the predictive setting replayed alone is not short as long as in the frontier")
+"""
+        ),
+        code(
+            """
+step = int(summary["step_seconds"])
+first = series[series["policy"] == policies["label"].iloc[0]]
+origin = int(first["timestamp"].iloc[0])
+
+def step_start(timestamps):
+    return (timestamps - origin) // step * step + origin
+
+# Each trace step's demand, and its kind.
+per_step = first.groupby(step_start(first["timestamp"]))["demand"].first()
+before = pd.concat([per_step.shift(j) for j in range(1, ONSET_LOOKBACK_STEPS + 1)], axis=1).max(axis=1)
+onset = per_step > ONSET_RATIO * before
+kind = pd.Series("steady or falling", index=per_step.index)
+kind[per_step > per_step.shift(1)] = "rising"
+after = ["onset step"] + [f"{j} step{'s' if j > 1 else ''} after an onset" for j in range(1, ONSET_LOOKBACK_STEPS + 1)]
+for j in range(ONSET_LOOKBACK_STEPS, -1, -1):   # the most recent onset names the step
+    kind[onset.shift(j, fill_value=False)] = after[j]
+order = after + ["rising", "steady or falling"]
+
+rows = []
+for label, group in series.groupby("policy", sort=False):
+    evaluated = group[group["timestamp"] >= summary["evaluated_from"]]
+    tick = int(evaluated["timestamp"].diff().dropna().mode().iloc[0])
+    kinds = step_start(evaluated["timestamp"]).map(kind)
+    short = evaluated["ready_replicas"] * CAPACITY_PER_REPLICA < evaluated["demand"] - 1e-9
+    for name in order:
+        at = kinds == name
+        rows.append({"policy": label, "kind": name, "minutes": at.sum() * tick / 60,
+                     "minutes short": (short & at).sum() * tick / 60,
+                     "replica-minutes": evaluated.loc[at, "provisioned_replicas"].sum() * tick / 60})
+by_kind = pd.DataFrame(rows)
+short_by_kind = by_kind.pivot(index="kind", columns="policy", values="minutes short").loc[order]
+cost_by_kind = by_kind.pivot(index="kind", columns="policy", values="replica-minutes").loc[order]
+minutes_by_kind = by_kind.pivot(index="kind", columns="policy", values="minutes").loc[order].iloc[:, 0]
+for label, row in replayed.iterrows():
+    nb.require(abs(short_by_kind[label].sum() - row["underprovisioned_minutes"]) < 0.01,
+               f"{label}: {short_by_kind[label].sum()} minutes short by kind, {row['underprovisioned_minutes']} replayed")
+table = short_by_kind.copy()
+table.insert(0, "minutes of such steps", minutes_by_kind)
+table.loc["total"] = table.sum()
+print("Minutes short, by the kind of step they fall in:")
+display(table.round(1))
+print("Replica-minutes, by kind of step:")
+display(cost_by_kind.round(0))
+
+onsets = short_by_kind.loc["onset step"]
+print(f"Onset steps are {minutes_by_kind['onset step'] / minutes_by_kind.sum():.1%} of the minutes evaluated, "
+      f"and hold {onsets['predictive'] / short_by_kind['predictive'].sum():.0%} of predictive's minutes short "
+      f"({onsets['reactive'] / short_by_kind['reactive'].sum():.0%} of the HPA's). "
+      f"Predictive is short {onsets['predictive'] / minutes_by_kind['onset step']:.0%} of the onset minutes, "
+      f"the HPA {onsets['reactive'] / minutes_by_kind['onset step']:.0%}, the perfect forecast "
+      f"{onsets['perfect'] / minutes_by_kind['onset step']:.1%}.")
+print(f"Predictive's onset minutes short alone are {onsets['predictive'] / replayed.loc['reactive', 'underprovisioned_minutes']:.3f}x "
+      f"the HPA's total minutes short.")
+
+fig, ax = plt.subplots(figsize=(10, 4.5))
+short_by_kind[["reactive", "predictive", "perfect"]].plot.bar(ax=ax, color=["tab:orange", "tab:blue", "tab:green"])
+ax.set_ylabel("minutes short")
+ax.set_xlabel("")
+ax.set_title(f"{source.name}, start-up {STARTUP_DELAY}: minutes short by kind of step, at {HPA}'s cost "
+             f"(predictive q{quantile})", fontsize=10)
+ax.grid(alpha=0.3, axis="y")
+plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+nb.show(fig, "short-by-kind")
+"""
+        ),
+        md(
+            """
+Reading it: minutes short in onset steps are bought back only with headroom held at every other step,
+which is what the HPA's target utilization does blindly and the predictive risk knob does where its
+calibration says surprises come. Minutes short in the steps *after* an onset, or in rising steps, are
+where a better forecast or a faster reaction still has something to win.
+
+## 2. Arrival noise: the rate oracle at the HPA's cost
+"""
+        ),
+        code(
+            """
+def poisson_quantiles(rates, probabilities, largest):
+    \"\"\"The smallest k with P(Poisson(rate) <= k) >= p, for each rate (rows) and p (columns).\"\"\"
+    k = np.arange(largest + 1)
+    rates = np.maximum(np.asarray(rates, float), 1e-12)[:, None]
+    log_pmf = k * np.log(rates) - rates - np.array([math.lgamma(i + 1) for i in k])
+    cdf = np.cumsum(np.exp(log_pmf), axis=1)
+    return np.stack([(cdf < p).sum(axis=1) for p in probabilities], axis=1)
+
+if NOISE_TRACE is None:
+    print("NOISE_TRACE is None: part 2 skipped")
+else:
+    noise_source = Path(NOISE_TRACE) if Path(NOISE_TRACE).is_absolute() else nb.ROOT / NOISE_TRACE
+    trace = nb.read_trace(noise_source)
+    noise_step = int(trace["unix"].diff().mode().iloc[0])
+    nb.require(noise_step < 60, f"{noise_source.name} is at {noise_step} s steps: the rate oracle is for steps under a minute")
+    nb.require((trace["unix"].diff().dropna() == noise_step).all() and trace["value"].notna().all(),
+               f"{noise_source.name} has gaps: the rate oracle needs an unbroken series")
+    width = int(nb.parse_duration(INTENSITY_WINDOW).total_seconds() // noise_step) | 1   # odd: centred
+    intensity = trace["value"].rolling(width, center=True, min_periods=1).mean().to_numpy()
+    probabilities = 1 - np.geomspace(0.5, 1e-5, 300)
+    needed = poisson_quantiles(intensity, probabilities, int(trace["value"].max() * 4 + 20))
+    replicas = np.ceil(needed / NOISE_CAPACITY_PER_REPLICA - 1e-9)
+    demand = trace["value"].to_numpy()
+    rows, curves = [], {}
+    for startup in NOISE_STARTUP_DELAYS:
+        run = nb.run_json(["simulate", "--input", noise_source, "--capacity-per-replica", NOISE_CAPACITY_PER_REPLICA,
+                           "--startup-delay", startup, "--policy", "reactive,predictive", "--frontier", "--json"])
+        evaluated = ((trace["unix"] >= run["evaluated_from"]) & (trace["unix"] < run["evaluated_until"])).to_numpy()
+        # Capacity changes at each sync only, to the most the sync period ahead needs.
+        sync = max(1, int(run["sync_period_seconds"]) // noise_step)
+        held = pd.DataFrame(replicas).groupby(np.arange(len(trace)) // sync).transform("max").to_numpy()[evaluated]
+        cost = held.sum(axis=0) * noise_step / 60
+        short = (demand[evaluated, None] > held * NOISE_CAPACITY_PER_REPLICA + 1e-9).sum(axis=0) * noise_step / 60
+        hpa = {v["hpa"]: v for v in run["frontier"]["versus_hpa"]}[HPA]
+        affordable = cost <= hpa["hpa_replica_minutes"]
+        nb.require(affordable.any(), f"start-up {startup}: every rate-oracle setting costs more than {HPA}")
+        oracle_short = short[affordable].min()
+        nb.require(oracle_short < hpa["hpa_underprovisioned_minutes"],
+                   f"start-up {startup}: knowing the rate ({oracle_short:.2f} min short) does not beat {HPA}: check the bound")
+        rows.append({"start-up": startup, f"{HPA} replica-minutes": hpa["hpa_replica_minutes"],
+                     f"{HPA} minutes short": hpa["hpa_underprovisioned_minutes"],
+                     "predictive minutes short": hpa["underprovisioned_minutes_at_hpa_cost"],
+                     "predictive / HPA": hpa["shortfall_ratio_at_hpa_cost"],
+                     "rate oracle minutes short": oracle_short,
+                     "rate oracle / HPA": oracle_short / hpa["hpa_underprovisioned_minutes"]})
+        curves[startup] = (run, cost, short)
+    display(pd.DataFrame(rows).round(3))
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5), squeeze=False)
+    for ax, (startup, (run, cost, short)) in zip(axes[0], curves.items()):
+        for family in run["frontier"]["families"]:
+            points = pd.DataFrame(family["points"])
+            color = {"reactive": "tab:orange", "predictive": "tab:blue"}.get(family["family"], "tab:gray")
+            ax.plot(points["replica_minutes"], points["underprovisioned_minutes"], "o", ms=4, color=color,
+                    label=family["family"])
+        ax.plot(cost, short, color="black", lw=1.2, label="rate oracle (Poisson quantile)")
+        hpa = {v["hpa"]: v for v in run["frontier"]["versus_hpa"]}[HPA]
+        ax.axvline(hpa["hpa_replica_minutes"], color="tab:orange", ls=":", lw=1)
+        ax.set_xlim(0.6 * hpa["hpa_replica_minutes"], 1.5 * hpa["hpa_replica_minutes"])
+        ax.set_ylim(0, 3 * hpa["hpa_underprovisioned_minutes"])
+        ax.set_xlabel("cost: replica-minutes")
+        ax.set_ylabel("minutes short")
+        ax.set_title(f"{noise_source.name}, start-up {startup}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    nb.show(fig, "rate-oracle")
+"""
+        ),
+        md(
+            """
+Reading it: where even the rate oracle is short more than half the HPA's minutes at the HPA's cost, the
+minutes short are arrival noise inside the rate, which a forecast of the rate cannot place; headroom is
+then the only lever. On such traffic the most predictive scaling can gain over the HPA is what the rate's
+own movements leave to forecast.
+"""
+        ),
+    ]
+
+
 NOTEBOOKS = {
     "forecast-accuracy.ipynb": forecast_accuracy,
     "what-if.ipynb": what_if,
     "dashboard-api.ipynb": dashboard_api,
+    "limits.ipynb": limits,
 }
 
 

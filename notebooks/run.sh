@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Executes the three notebooks headless; any error in any cell fails the script (non-zero exit).
+# Executes the notebooks headless; any error in any cell fails the script (non-zero exit).
 #
-#   notebooks/run.sh                  # all three
+#   notebooks/run.sh                  # all of notebooks/*.ipynb
 #   notebooks/run.sh what-if          # only the named ones
 #
 # Creates (or reuses) a virtual environment in target/notebooks-venv with notebooks/requirements.txt,
@@ -62,7 +62,9 @@ export JUPYTER_PLATFORM_DIRS=1
 mkdir -p "$out" "$JUPYTER_RUNTIME_DIR"
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(forecast-accuracy what-if dashboard-api)
+if [ ${#names[@]} -eq 0 ]; then
+  for notebook in notebooks/*.ipynb; do names+=("$(basename "$notebook" .ipynb)"); done
+fi
 failed=()
 total_start=$(date +%s)
 # One notebook; its output also goes to $out/$name.log, to tell a kernel that never started from a
