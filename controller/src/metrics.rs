@@ -227,6 +227,11 @@ impl Metrics {
         }
     }
 
+    /// Whether this replica leads now, as [`Metrics::set_leader`] last said (`/readyz` reads it too).
+    pub fn leads(&self) -> bool {
+        self.leader.get() == 1
+    }
+
     /// A reconcile problem, by condition reason (`MetricsUnavailable`, `TargetNotFound`, ...).
     pub fn observe_error(&self, reason: &str) {
         self.errors

@@ -14,8 +14,7 @@ use std::{
 
 use anyhow::Context as _;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use kube::{Api, Client, runtime::events::Reporter};
-use kube_lease_manager::LeaseManagerBuilder;
+use kube::{Client, runtime::events::Reporter};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -59,11 +58,12 @@ pub struct Args {
     pub lease_name: String,
 }
 
-/// Liveness and readiness for the probes.
-#[derive(Clone, Default)]
+/// Liveness and readiness for the probes. The role is the `prescient_leader` gauge's, so `/readyz` and
+/// `/metrics` cannot disagree.
+#[derive(Clone)]
 struct Health {
     ready: Arc<AtomicBool>,
-    leader: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 async fn healthz() -> &'static str {
@@ -71,7 +71,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
-    let role = if health.leader.load(Ordering::SeqCst) {
+    let role = if health.metrics.leads() {
         "leader"
     } else {
         "standby"
@@ -138,7 +138,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Probes and /metrics: no token, since Prometheus and the kubelet call them.
-    let health = Health::default();
+    let health = Health {
+        ready: Arc::default(),
+        metrics: metrics.clone(),
+    };
     let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -169,9 +172,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     if args.leader_election {
         let namespace = own_namespace(&client, args.lease_namespace.clone());
-        run_with_leader_election(&client, &namespace, &args.lease_name, ctx, &health, &shutdown).await?;
+        run_with_leader_election(&client, &namespace, &args.lease_name, ctx, &shutdown).await?;
     } else {
-        health.leader.store(true, Ordering::SeqCst);
         ctx.metrics.set_leader(true);
         operator::run_controller(ctx, shutdown.clone()).await;
     }
@@ -190,44 +192,21 @@ async fn run_with_leader_election(
     namespace: &str,
     lease_name: &str,
     ctx: Arc<Context<prometheus::PrometheusSource>>,
-    health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let identity = identity();
-    let builder = {
-        let (client, namespace, lease_name, identity) = (
-            client.clone(),
-            namespace.to_owned(),
-            lease_name.to_owned(),
-            identity.clone(),
-        );
-        move || {
-            LeaseManagerBuilder::new(client.clone(), &lease_name)
-                .with_namespace(&namespace)
-                .with_identity(&identity)
-                .with_duration(leader::LEASE_DURATION_SECONDS)
-                .with_grace(leader::LEASE_GRACE_SECONDS)
-                .with_field_manager(format!("prescient-{identity}"))
-        }
+    let election_stop = CancellationToken::new();
+    let settings = leader::LeaseSettings {
+        client: client.clone(),
+        namespace: namespace.to_owned(),
+        name: lease_name.to_owned(),
+        identity: identity.clone(),
     };
-    let manager = builder()
-        .build()
+    let (mut leads, election) = leader::elect(settings, election_stop.clone())
         .await
         .with_context(|| format!("setting up the leader Lease {namespace}/{lease_name}"))?;
-    let election_stop = CancellationToken::new();
-    let (mut leads, election) = leader::elect(
-        manager,
-        builder,
-        Api::namespaced(client.clone(), namespace),
-        lease_name.to_owned(),
-        identity.clone(),
-        election_stop.clone(),
-    );
     tracing::info!(lease = %format!("{namespace}/{lease_name}"), %identity, "waiting for leadership");
-    let report = |leads: bool| {
-        health.leader.store(leads, Ordering::SeqCst);
-        ctx.metrics.set_leader(leads);
-    };
+    let report = |leads: bool| ctx.metrics.set_leader(leads);
     let result = follow_leadership(&mut leads, shutdown, &report, leader::STOP_GRACE, |stop| {
         operator::run_controller(ctx.clone(), stop)
     })

@@ -16,7 +16,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use k8s_openapi::{api::coordination::v1::Lease, apimachinery::pkg::apis::meta::v1::MicroTime};
-use kube::Api;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -67,9 +67,30 @@ impl RenewalSeen {
     }
 }
 
+/// The Lease an operator replica competes for, and who it is.
+#[derive(Clone)]
+pub struct LeaseSettings {
+    pub client: Client,
+    pub namespace: String,
+    pub name: String,
+    pub identity: String,
+}
+
+impl LeaseSettings {
+    /// A kube-lease-manager for this Lease, with this module's timings.
+    fn manager(&self) -> LeaseManagerBuilder {
+        LeaseManagerBuilder::new(self.client.clone(), &self.name)
+            .with_namespace(&self.namespace)
+            .with_identity(&self.identity)
+            .with_duration(LEASE_DURATION_SECONDS)
+            .with_grace(LEASE_GRACE_SECONDS)
+            .with_field_manager(format!("prescient-{}", self.identity))
+    }
+}
+
 /// Runs the election until `stop` is cancelled, then releases the Lease. Returns whether this replica
 /// leads (kube-lease-manager says it holds the Lease, and it has seen its renewal within the deadline)
-/// and the election task. `manager` is the first manager; `builder` makes another (see below).
+/// and the election task; fails if the first Lease manager cannot be set up.
 ///
 /// Two things kube-lease-manager 0.13 does not do, done here:
 /// - a failed renewal is retried every [`POLL`], not after its back-off of up to 30 s, so that
@@ -79,17 +100,12 @@ impl RenewalSeen {
 ///   expired, 15 s later (measured: 14.1 s). Its state cannot be refreshed from outside, so when the
 ///   Lease is seen free and this replica does not lead, its manager is replaced by a new one, which
 ///   reads the Lease and takes it.
-pub fn elect<B>(
-    manager: LeaseManager,
-    builder: B,
-    leases: Api<Lease>,
-    lease_name: String,
-    identity: String,
+pub async fn elect(
+    settings: LeaseSettings,
     stop: CancellationToken,
-) -> (watch::Receiver<bool>, JoinHandle<()>)
-where
-    B: Fn() -> LeaseManagerBuilder + Send + 'static,
-{
+) -> kube_lease_manager::Result<(watch::Receiver<bool>, JoinHandle<()>)> {
+    let manager = settings.manager().build().await?;
+    let leases: Api<Lease> = Api::namespaced(settings.client.clone(), &settings.namespace);
     let (leads_tx, leads) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut manager = Arc::new(manager);
@@ -110,7 +126,9 @@ where
         let mut holds_per_manager = false;
         let mut failing = false;
         let mut seen = RenewalSeen::default();
-        let mut tick = tokio::time::interval(POLL);
+        // The first read after one period: at once, it would find the Lease not yet taken by the manager
+        // just built, and build another.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -120,6 +138,11 @@ where
                         Ok(holds) => {
                             if std::mem::take(&mut failing) {
                                 tracing::info!("leader Lease: reachable again");
+                            }
+                            if holds && !holds_per_manager {
+                                // Just taken: read it back now rather than up to a period later, so a
+                                // handover does not wait for the next read to confirm the renewal.
+                                tick.reset_immediately();
                             }
                             holds_per_manager = holds;
                             next(&manager, None)
@@ -137,14 +160,14 @@ where
                 }
                 _ = tick.tick() => {
                     // Bounded, so that a hung API server does not hold the deadline check.
-                    match tokio::time::timeout(POLL, leases.get_opt(&lease_name)).await {
+                    match tokio::time::timeout(POLL, leases.get_opt(&settings.name)).await {
                         Ok(Ok(lease)) => {
                             let spec = lease.and_then(|l| l.spec);
                             let holder = spec.as_ref().and_then(|s| s.holder_identity.clone());
                             let renewed = spec.and_then(|s| s.renew_time);
-                            seen.observe(Instant::now(), holder.as_deref() == Some(identity.as_str()), renewed);
+                            seen.observe(Instant::now(), holder.as_deref() == Some(settings.identity.as_str()), renewed);
                             if holder.is_none() && !*leads_tx.borrow() {
-                                match tokio::time::timeout(POLL, builder().build()).await {
+                                match tokio::time::timeout(POLL, settings.manager().build()).await {
                                     Ok(Ok(fresh)) => {
                                         tracing::debug!("leader Lease is free; taking it with a fresh manager");
                                         manager = Arc::new(fresh);
@@ -182,7 +205,7 @@ where
             Err(_) => tracing::warn!("releasing the leader Lease timed out"),
         }
     });
-    (leads, task)
+    Ok((leads, task))
 }
 
 #[cfg(test)]
