@@ -212,7 +212,7 @@ async fn run_with_leader_election(
     })
     .instrument(tracing::info_span!("leadership", %identity))
     .await;
-    // The election task releases the Lease, so a standby takes over at once.
+    // The election task releases the Lease, so a standby takes over within about a second.
     election_stop.cancel();
     if let Err(error) = election.await {
         tracing::warn!(%error, "the leader election task failed");
