@@ -362,7 +362,10 @@ cond() { # NS NAME TYPE -> "status/reason"
   kubectl -n "$1" get pa "$2" -o jsonpath="{range .status.conditions[?(@.type==\"$3\")]}{.status}/{.reason}{end}"
 }
 cond_is() { [ "$(cond "$1" "$2" "$3")" = "$4" ]; }
-replicas() { kubectl -n "$1" get deployment "$2" -o jsonpath='{.spec.replicas}'; }
+spec_replicas() { kubectl -n "$1" get "$2" "$3" -o jsonpath='{.spec.replicas}'; } # NS RESOURCE NAME
+replicas() { spec_replicas "$1" deployment "$2"; } # NS DEPLOYMENT
+# NS RESOURCE NAME OP N: `[ spec.replicas OP N ]`, for until_true.
+spec_replicas_are() { [ "$(spec_replicas "$1" "$2" "$3")" "$4" "$5" ]; }
 
 deployment_yaml() { # NS NAME REPLICAS
   cat <<YAML
@@ -636,7 +639,7 @@ print(json.dumps(crd))' | kubectl replace -f - >/dev/null
     fail "removed RBAC rule: AbleToScale is $(cond "$ns" web AbleToScale)"
   fi
   kubectl apply -f manifests/base/rbac.yaml >/dev/null
-  if until_true 60 sh -c "[ \"\$(kubectl -n $ns get deployment web -o jsonpath='{.spec.replicas}')\" = 18 ]"; then
+  if until_true 60 spec_replicas_are "$ns" deployment web = 18; then
     pass "RBAC restored: scaled to minReplicas 18; AbleToScale $(cond "$ns" web AbleToScale)"
   else
     fail "RBAC restored, but replicas are $(replicas "$ns" web), AbleToScale $(cond "$ns" web AbleToScale)"
@@ -760,7 +763,7 @@ print(sum(1 for pa in json.load(sys.stdin)["items"]
   target=$(( r < 15 ? r + 3 : r - 3 ))
   kubectl -n "$ns" patch pa app --type merge -p "{\"spec\":{\"minReplicas\":$target,\"maxReplicas\":20}}" >/dev/null
   [ "$target" -lt "$r" ] && kubectl -n "$ns" patch pa app --type merge -p "{\"spec\":{\"minReplicas\":$target,\"maxReplicas\":$target}}" >/dev/null
-  if until_true 60 sh -c "[ \"\$(kubectl -n $ns get deployment app -o jsonpath='{.spec.replicas}')\" = $target ]"; then
+  if until_true 60 spec_replicas_are "$ns" deployment app = "$target"; then
     pass "the new leader $standby scales ($r -> $target)"
   else
     fail "the new leader did not scale: replicas $(replicas "$ns" app), wanted $target"
@@ -843,7 +846,7 @@ YAML
     fail "HPA conflict: ScalingActive is $(cond "$ns" contested ScalingActive), replicas $(replicas "$ns" contested)"
   fi
   kubectl -n "$ns" delete hpa contested >/dev/null
-  if until_true 60 sh -c "[ \"\$(kubectl -n $ns get deployment contested -o jsonpath='{.spec.replicas}')\" -ge 7 ]"; then
+  if until_true 60 spec_replicas_are "$ns" deployment contested -ge 7; then
     pass "HPA deleted: the autoscaler takes over (scaled to $(replicas "$ns" contested), minReplicas 7; ScalingActive $(cond "$ns" contested ScalingActive))"
   else
     fail "after the HPA was deleted: replicas $(replicas "$ns" contested), ScalingActive $(cond "$ns" contested ScalingActive)"
@@ -851,7 +854,6 @@ YAML
 }
 
 # ---------------------------------------------------------------------------------- group: targets
-spec_replicas() { kubectl -n "$1" get "$2" "$3" -o jsonpath='{.spec.replicas}'; } # NS RESOURCE NAME
 
 # A workload-like custom kind (spec.replicas, status.replicas and readyReplicas) in API group $1, plural
 # $2, kind $3, with the subresources named after that: `scale`, `status` (without `status`, the status is
@@ -954,7 +956,7 @@ YAML
   # One labelled ClusterRole (as manifests/examples/argo-rollouts-rbac.yaml) and no binding.
   sed -e 's/argo-rollouts/test-canaries/' -e 's/argoproj.io/test.prescient.dev/' -e 's/rollouts/canaries/g' \
     manifests/examples/argo-rollouts-rbac.yaml | kubectl apply -f - >/dev/null
-  if until_true 90 sh -c "[ \"\$(kubectl -n $ns get canary shop -o jsonpath='{.spec.replicas}')\" -gt 1 ]"; then
+  if until_true 90 spec_replicas_are "$ns" canary shop -gt 1; then
     pass "a labelled ClusterRole (aggregated into prescient-operator): the Canary is scaled through its /scale to $(spec_replicas "$ns" canary shop); AbleToScale $(cond "$ns" shop AbleToScale)"
   else
     fail "after the aggregated rule: Canary replicas $(spec_replicas "$ns" canary shop), AbleToScale $(cond "$ns" shop AbleToScale)"
@@ -1037,7 +1039,7 @@ test_apiserver() {
   else
     kill -TERM "${op_pid[d]}"; wait "${op_pid[d]}" 2>/dev/null
   fi
-  if [ -n "$scaled_after" ] || until_true 120 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
+  if [ -n "$scaled_after" ] || until_true 120 spec_replicas_are "$ns" deployment steady -ge 12; then
     took=${scaled_after:-$(( $(date +%s) - t0 ))}
     pass "after the restart a spec change made then is acted on within ${took}s (replicas $before -> $(replicas "$ns" steady), minReplicas 12; $(reconciles_of a) reconciles, $r0 before)"
   else
@@ -1081,7 +1083,7 @@ test_etcd() {
     fail "not leading 90 s after etcd is back: /readyz $(curl -s "${op_metrics[a]}/readyz")"
   fi
   kubectl -n "$ns" patch pa steady --type merge -p '{"spec":{"minReplicas":12}}' >/dev/null
-  if until_true 90 sh -c "[ \"\$(kubectl -n $ns get deployment steady -o jsonpath='{.spec.replicas}')\" -ge 12 ]"; then
+  if until_true 90 spec_replicas_are "$ns" deployment steady -ge 12; then
     pass "a spec change made after etcd is back is acted on within $(( $(date +%s) - t0 ))s of its return (replicas $(replicas "$ns" steady))"
   else
     fail "after etcd is back: replicas $(replicas "$ns" steady), not minReplicas 12; /readyz $(curl -s "${op_metrics[a]}/readyz")"

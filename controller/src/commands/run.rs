@@ -223,8 +223,8 @@ async fn run_with_leader_election(
 /// The leadership loop: runs `lead(stop)` (the controller) while `leader` says this replica holds the
 /// Lease, cancels `stop` as soon as it does not (waiting at most `grace` for running reconciles, so a
 /// lost Lease really stops scaling), and starts it again when leadership comes back. `report` is told
-/// when the controller starts (`true`) and has stopped (`false`), for `/readyz` and the `prescient_leader`
-/// gauge. Returns on shutdown, or with an error if the election task stops.
+/// when the controller starts (`true`) and has stopped (`false`): the `prescient_leader` gauge, which
+/// `/readyz` reads. Returns on shutdown, or with an error if the election task stops.
 async fn follow_leadership<F, Fut>(
     leader: &mut tokio::sync::watch::Receiver<bool>,
     shutdown: &CancellationToken,

@@ -68,7 +68,6 @@ impl RenewalSeen {
 }
 
 /// The Lease an operator replica competes for, and who it is.
-#[derive(Clone)]
 pub struct LeaseSettings {
     pub client: Client,
     pub namespace: String,
