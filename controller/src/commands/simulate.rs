@@ -65,9 +65,10 @@ pub struct Args {
     /// The predictive policy's risk knob: the probability that the peak demand of each decision window
     /// is served (comma-separated values replay one each). Default 0.9, or with --frontier 25 values
     /// from 0.3 to 0.999, about evenly spaced in log(1 − q) (both ends matter: on smooth traffic even
-    /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8), then 3 more
-    /// between any two neighbours whose cost or shortfall brackets an HPA setting's, and 4 beyond the
-    /// highest (0.9995, 0.9998, 0.9999, 0.99999) when it is still cheaper than an HPA setting.
+    /// q0.99 is cheaper than the HPA at 0.7, and q0.5 can cost as much as the HPA at 0.8); then 4 beyond
+    /// the highest (0.9995, 0.9998, 0.9999, 0.99999) while it is still cheaper than an HPA setting (up
+    /// to 4 times, to 1 − 10⁻¹¹), and 0.2, 0.1, 0.03 when even 0.3 costs more than one; then 3 more
+    /// between any two neighbours whose cost or shortfall brackets an HPA setting's.
     #[arg(long, value_delimiter = ',')]
     pub quantile: Vec<f64>,
     /// Predictive policies holding an SLO instead of a fixed quantile: the share of time short each
@@ -418,12 +419,16 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
     };
     let mut runs = replay(&kinds)?;
     if args.frontier && args.quantile.is_empty() {
-        // The default sweep is fixed before anything is known of the trace; where an HPA setting's cost
-        // or shortfall falls between two of its points, the setting a user would pick lies between them.
-        let refined = refined_kinds(&kinds, &runs, args.predictive_utilization);
-        if !refined.is_empty() {
-            runs.extend(replay(&refined)?);
-            kinds.extend(refined);
+        // The default sweep is fixed before anything is known of the trace: it is carried beyond its
+        // ends while an HPA setting lies beyond them, then, where an HPA setting's cost or shortfall
+        // falls between two of its points, the setting a user would pick lies between them.
+        let rounds = std::iter::repeat_n(Refinement::Extend, MAX_EXTENSIONS).chain([Refinement::Between]);
+        for refinement in rounds {
+            let refined = refined_kinds(&kinds, &runs, args.predictive_utilization, refinement);
+            if !refined.is_empty() {
+                runs.extend(replay(&refined)?);
+                kinds.extend(refined);
+            }
         }
     }
     let labels = labels(&kinds);
@@ -509,12 +514,35 @@ const REFINE_BETWEEN: usize = 3;
 /// by these are added beyond it (0.999 → 0.9995, 0.9998, 0.9999, 0.99999): on a calm trace the HPA at
 /// 0.5 can cost three times what predictive spends at 0.9999.
 const EXTEND_BEYOND_DIVISORS: [f64; 4] = [2.0, 5.0, 10.0, 100.0];
+/// ...and again from the new highest, up to this many times in all (to `1 − q` = 10⁻¹¹ from 0.999): on
+/// 30-minute steps the HPA at 0.5 cost 1.8× what predictive spent at 0.99999, and was short less.
+const MAX_EXTENSIONS: usize = 4;
+/// The tail `1 − q` the sweep is not carried beyond: `f64` still tells `q` from 1 there, and a miss
+/// rate below it is no risk anyone sets.
+const FINEST_TAIL: f64 = 1e-12;
+/// When even the lowest quantile swept costs more than an HPA setting, these multiples of it are added
+/// below it (0.3 → 0.2, 0.1, 0.03), once: towards 0 the plan meets the reactive floor, and every
+/// quantile provisions the same.
+const EXTEND_BELOW_FACTORS: [f64; 3] = [2.0 / 3.0, 1.0 / 3.0, 0.1];
 
-/// The predictive replays that refine a `--frontier` sweep: for each HPA setting, the two neighbouring
-/// quantiles whose replica-minutes (and, apart, whose minutes short) bracket the setting's get
-/// [`REFINE_BETWEEN`] quantiles between them, so that the headline comparisons read off real settings
-/// near the HPA's instead of the nearest of a coarse grid.
-fn refined_kinds(kinds: &[PolicyKind], runs: &[(SimRun, f64)], utilization: f64) -> Vec<PolicyKind> {
+/// How `--frontier` refines its default sweep, in rounds: carried beyond its ends while an HPA setting
+/// lies beyond them (up to [`MAX_EXTENSIONS`] rounds), then refined between neighbours (one round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refinement {
+    /// Quantiles beyond the highest or below the lowest swept ([`extension_quantiles`]).
+    Extend,
+    /// Quantiles between two neighbours that bracket an HPA setting ([`bracket_quantiles`]).
+    Between,
+}
+
+/// The predictive replays that refine a `--frontier` sweep, as [`Refinement`] says, from the points
+/// replayed so far.
+fn refined_kinds(
+    kinds: &[PolicyKind],
+    runs: &[(SimRun, f64)],
+    utilization: f64,
+    refinement: Refinement,
+) -> Vec<PolicyKind> {
     let mut hpa = Vec::new();
     let mut predictive = Vec::new();
     for (kind, (run, _)) in kinds.iter().zip(runs) {
@@ -525,7 +553,12 @@ fn refined_kinds(kinds: &[PolicyKind], runs: &[(SimRun, f64)], utilization: f64)
             _ => {}
         }
     }
-    refinement_quantiles(&hpa, &mut predictive)
+    predictive.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let quantiles = match refinement {
+        Refinement::Extend => extension_quantiles(&hpa, &predictive),
+        Refinement::Between => bracket_quantiles(&hpa, &predictive),
+    };
+    quantiles
         .into_iter()
         .map(|quantile| PolicyKind::Predictive {
             quantile,
@@ -534,10 +567,31 @@ fn refined_kinds(kinds: &[PolicyKind], runs: &[(SimRun, f64)], utilization: f64)
         .collect()
 }
 
-/// See [`refined_kinds`]: `hpa` and `predictive` are (replica-minutes, minutes short) points, the
-/// latter by quantile. Returns the new quantiles, rounded to four decimals, without those swept.
-fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]) -> Vec<f64> {
-    predictive.sort_by(|a, b| a.0.total_cmp(&b.0));
+/// `q` with its tail `1 − q` rounded to four significant digits: readable labels at any depth of the
+/// tail (0.6278, 0.99995, 0.9999999).
+fn round_tail(q: f64) -> f64 {
+    let tail = 1.0 - q;
+    if !(tail > 0.0 && tail.is_finite()) {
+        return q;
+    }
+    // Rounded as q itself at that many decimals, so that 0.6278 is the float a user types.
+    let scale = 10f64.powi(3 - tail.log10().floor() as i32);
+    (q * scale).round() / scale
+}
+
+/// Whether `q` is already among `quantiles` (after [`round_tail`], equal up to float noise).
+fn contains_quantile(quantiles: impl IntoIterator<Item = f64>, q: f64) -> bool {
+    quantiles
+        .into_iter()
+        .any(|x| ((1.0 - x) / (1.0 - q) - 1.0).abs() < 1e-6)
+}
+
+/// For each HPA setting, the two neighbouring quantiles whose replica-minutes (and, apart, whose
+/// minutes short) bracket the setting's get [`REFINE_BETWEEN`] quantiles between them, so that the
+/// headline comparisons read off real settings near the HPA's instead of the nearest of a coarse grid.
+/// `hpa` and `predictive` are (replica-minutes, minutes short) points, the latter by quantile, sorted.
+/// Returns the new quantiles without those swept.
+fn bracket_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> Vec<f64> {
     let brackets = |value: f64, a: f64, b: f64| a.min(b) <= value && value <= a.max(b) && a != b;
     let mut added: Vec<f64> = Vec::new();
     for pair in predictive.windows(2) {
@@ -551,27 +605,58 @@ fn refinement_quantiles(hpa: &[(f64, f64)], predictive: &mut [(f64, (f64, f64))]
         let (from, to) = ((1.0 - low_q).ln(), (1.0 - high_q).ln());
         for k in 1..=REFINE_BETWEEN {
             let t = k as f64 / (REFINE_BETWEEN + 1) as f64;
-            let q = ((1.0 - (from + t * (to - from)).exp()) * 10_000.0).round() / 10_000.0;
-            let known = |x: &f64| (x - q).abs() < 1e-9;
-            if q > low_q && q < high_q && !added.iter().any(known) && !predictive.iter().any(|p| known(&p.0))
+            let q = round_tail(1.0 - (from + t * (to - from)).exp());
+            if q > low_q
+                && q < high_q
+                && !contains_quantile(added.iter().copied(), q)
+                && !contains_quantile(predictive.iter().map(|p| p.0), q)
             {
                 added.push(q);
             }
         }
     }
-    // The costliest setting is still cheaper than an HPA setting: the fewest minutes short at that
-    // setting's cost are not yet known, so the curve is carried on towards 1, in the same log(1 − q)
-    // steps. (Also where the top is already short less: the comparison reads the best point tried, and
-    // stopping there overstated predictive's shortfall at the HPA's cost.)
-    if let Some(&(top_q, (top_cost, _))) = predictive.last() {
-        let beyond = hpa.iter().any(|&(cost, _)| cost > top_cost);
-        if beyond {
-            for divisor in EXTEND_BEYOND_DIVISORS {
-                let q = ((1.0 - (1.0 - top_q) / divisor) * 1e6).round() / 1e6;
-                if q > top_q && q < 1.0 && !added.iter().any(|x| (x - q).abs() < 1e-9) {
-                    added.push(q);
-                }
+    added.sort_by(f64::total_cmp);
+    added
+}
+
+/// Quantiles beyond the ends of the sweep (`predictive` sorted by quantile) where an HPA setting lies
+/// beyond them.
+///
+/// - The costliest setting is still cheaper than an HPA setting: the fewest minutes short at that
+///   setting's cost are not yet known, so the curve is carried on towards 1, in the same `log(1 − q)`
+///   steps ([`EXTEND_BEYOND_DIVISORS`]). (Also where the top is already short less: the comparison
+///   reads the best point tried, and stopping there overstated predictive's shortfall at the HPA's
+///   cost.)
+/// - The cheapest setting still costs more than an HPA setting: no predictive setting was known as
+///   cheap as it, so the curve is carried on towards 0 ([`EXTEND_BELOW_FACTORS`]), once: only from the
+///   default sweep's lowest.
+fn extension_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> Vec<f64> {
+    let mut added: Vec<f64> = Vec::new();
+    let add = |q: f64, added: &mut Vec<f64>| {
+        if q > 0.0
+            && q < 1.0
+            && !contains_quantile(added.iter().copied(), q)
+            && !contains_quantile(predictive.iter().map(|p| p.0), q)
+        {
+            added.push(q);
+        }
+    };
+    if let Some(&(top_q, (top_cost, _))) = predictive.last()
+        && hpa.iter().any(|&(cost, _)| cost > top_cost)
+    {
+        for divisor in EXTEND_BEYOND_DIVISORS {
+            let tail = (1.0 - top_q) / divisor;
+            if tail >= FINEST_TAIL {
+                add(round_tail(1.0 - tail), &mut added);
             }
+        }
+    }
+    if let Some(&(bottom_q, (bottom_cost, _))) = predictive.first()
+        && bottom_q >= FRONTIER_QUANTILES[0]
+        && hpa.iter().any(|&(cost, _)| cost < bottom_cost)
+    {
+        for factor in EXTEND_BELOW_FACTORS {
+            add((bottom_q * factor * 10_000.0).round() / 10_000.0, &mut added);
         }
     }
     added.sort_by(f64::total_cmp);
@@ -807,42 +892,79 @@ mod tests {
         // fall; between q0.3 and q0.6 neither does, nor between q0.7 and q0.9.
         let hpa = [(381.0, 4862.0)];
         let mut predictive = vec![
-            (0.7, (391.0, 2513.0)),
             (0.3, (296.0, 5137.0)),
             (0.6, (320.0, 4980.0)),
+            (0.7, (391.0, 2513.0)),
             (0.9, (602.0, 812.0)),
         ];
-        let added = refinement_quantiles(&hpa, &mut predictive);
+        let added = bracket_quantiles(&hpa, &predictive);
         // Evenly in log(1 − q) between 0.6 and 0.7: 1 − 0.4 · 0.75^(k/4).
         assert_eq!(added, vec![0.6278, 0.6536, 0.6776]);
         // Already refined: nothing added twice.
         predictive.extend(added.iter().map(|q| (*q, (350.0, 3000.0))));
-        let again = refinement_quantiles(&hpa, &mut predictive);
+        predictive.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let again = bracket_quantiles(&hpa, &predictive);
         assert!(again.iter().all(|q| !added.contains(q)), "{again:?}");
-        assert!(refinement_quantiles(&[], &mut predictive).is_empty());
+        assert!(bracket_quantiles(&[], &predictive).is_empty());
+        // Deep in the tail the new quantiles still fall strictly between their neighbours.
+        let deep = [(0.99999, (3_087_215.0, 17.5)), (0.9999999, (3_169_159.0, 2.5))];
+        let added = bracket_quantiles(&[(5_518_763.0, 2.5)], &deep);
+        assert_eq!(added, vec![0.999996838, 0.999999, 0.9999996838]);
     }
 
     #[test]
     fn a_sweep_that_stops_short_of_an_hpa_setting_is_carried_on_towards_one() {
         // The HPA at 0.6 costs more than q0.999 and is short less: the curve is carried on beyond it.
         let hpa = [(5_834_630.0, 68.5), (5_009_332.0, 147.5)];
-        let mut predictive = vec![(0.99, (4_394_594.0, 467.0)), (0.999, (5_417_157.0, 103.0))];
+        let predictive = vec![(0.99, (4_394_594.0, 467.0)), (0.999, (5_417_157.0, 103.0))];
         assert_eq!(
-            refinement_quantiles(&hpa[..1], &mut predictive),
+            extension_quantiles(&hpa[..1], &predictive),
             vec![0.9995, 0.9998, 0.9999, 0.99999]
         );
         // Also where the top is already short less than that HPA setting: hourly Saskatchewan traffic's
         // q0.999 was short 235.5 minutes at 4,223,617 replica-minutes, the HPA at 0.8 3,013.5 at
         // 4,761,242, and q0.9999 (4,384,379, 33.5) was never tried.
-        let mut shorter = vec![(0.99, (3_976_546.0, 4_248.0)), (0.999, (4_223_617.0, 235.5))];
-        let added = refinement_quantiles(&[(4_761_242.0, 3_013.5)], &mut shorter);
+        let shorter = vec![(0.99, (3_976_546.0, 4_248.0)), (0.999, (4_223_617.0, 235.5))];
+        let added = extension_quantiles(&[(4_761_242.0, 3_013.5)], &shorter);
         assert!(
             [0.9995, 0.9998, 0.9999].iter().all(|q| added.contains(q)),
             "{added:?}"
         );
         // Where the top setting already reaches past every HPA setting, nothing is added beyond it.
-        let reached = [(5_009_332.0, 147.5)];
-        let added = refinement_quantiles(&reached, &mut predictive);
-        assert!(added.iter().all(|&q| q < 0.999), "{added:?}");
+        assert!(extension_quantiles(&[(5_009_332.0, 147.5)], &predictive).is_empty());
+        // Carried on again from a top that is still cheaper (NYC taxi, 30-minute steps: the HPA at 0.5
+        // cost 5,518,763 replica-minutes, q0.99999 3,087,215), in the same steps; never to 1.
+        let deep = vec![(0.999, (2_989_174.0, 121.0)), (0.99999, (3_087_215.0, 17.5))];
+        assert_eq!(
+            extension_quantiles(&[(5_518_763.0, 2.5)], &deep),
+            vec![0.999995, 0.999998, 0.999999, 0.9999999]
+        );
+        let deepest = vec![(1.0 - 1e-11, (3_300_000.0, 2.5))];
+        let added = extension_quantiles(&[(5_518_763.0, 2.5)], &deepest);
+        assert!(
+            !added.is_empty() && added.iter().all(|&q| q < 1.0 && 1.0 - q > FINEST_TAIL / 2.0),
+            "{added:?}"
+        );
+    }
+
+    #[test]
+    fn a_sweep_whose_cheapest_setting_costs_more_than_an_hpa_setting_is_carried_on_towards_zero_once() {
+        // NASA 1-minute at a 5-minute start-up: the HPA at 0.9 cost 469,660 replica-minutes, q0.3 517,882.
+        let hpa = [(469_660.0, 6_227.5), (527_554.0, 3_892.0)];
+        let predictive = vec![(0.3, (517_882.0, 5_322.0)), (0.4, (540_000.0, 4_000.0))];
+        assert_eq!(extension_quantiles(&hpa, &predictive), vec![0.03, 0.1, 0.2]);
+        // From below the default sweep's lowest, not again.
+        let lower = vec![(0.03, (470_000.0, 8_185.0)), (0.3, (517_882.0, 5_322.0))];
+        assert!(extension_quantiles(&[(400_000.0, 9_000.0)], &lower).is_empty());
+        // As cheap as every HPA setting already (and as costly): nothing below, nor beyond.
+        assert!(extension_quantiles(&[(530_000.0, 3_000.0)], &predictive).is_empty());
+    }
+
+    #[test]
+    fn tails_round_to_four_significant_digits() {
+        assert_eq!(round_tail(0.627_812), 0.6278);
+        assert_eq!(round_tail(0.999_996_837_72), 0.999_996_838);
+        assert_eq!(round_tail(0.5), 0.5);
+        assert_eq!(round_tail(1.0), 1.0);
     }
 }
