@@ -24,11 +24,22 @@
 #
 # Environment: LOCAL_CLUSTER_DIR (state folder, default .cache/local-cluster), LOCAL_CLUSTER_NODES (fake
 # nodes, default 2), PRESCIENT_K8S_CACHE (binary cache root, default .cache/k8s),
-# LOCAL_CLUSTER_ANY_VERSION=1 (accept binaries of any version found on PATH).
+# LOCAL_CLUSTER_ANY_VERSION=1 (accept binaries of any version found on PATH), LOCAL_CLUSTER_KUBERNETES
+# (`pinned`, the default: tools/k8s/versions.env; `oldest`: the oldest Kubernetes the operator is tested
+# against, tools/k8s-oldest/versions.env, built from that wrapper module; etcd and kwok stay the same).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=../tools/k8s/versions.env
 . "$root/tools/k8s/versions.env"
+k8s_module="$root/tools/k8s"
+case "${LOCAL_CLUSTER_KUBERNETES:-pinned}" in
+  pinned) ;;
+  oldest)
+    # shellcheck source=../tools/k8s-oldest/versions.env
+    . "$root/tools/k8s-oldest/versions.env"
+    k8s_module="$root/tools/k8s-oldest" ;;
+  *) echo "local-cluster: error: LOCAL_CLUSTER_KUBERNETES is pinned or oldest, not $LOCAL_CLUSTER_KUBERNETES" >&2; exit 2 ;;
+esac
 
 state="${LOCAL_CLUSTER_DIR:-$root/.cache/local-cluster}"
 cache_root="${PRESCIENT_K8S_CACHE:-$root/.cache/k8s}"
@@ -121,7 +132,7 @@ build_missing() {
     for name in "${missing_k8s[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$name"); done
     log "building ${missing_k8s[*]} $KUBERNETES_VERSION with $(go version | awk '{print $3}') (once per machine; cold about 15-25 minutes on 2 cores)"
     start=$(date +%s)
-    (cd "$root/tools/k8s" && go mod download && with_lock go build -o "$cache_bin/" -ldflags "$(ldflags_k8s)" "${pkgs[@]}")
+    (cd "$k8s_module" && go mod download && with_lock go build -o "$cache_bin/" -ldflags "$(ldflags_k8s)" "${pkgs[@]}")
     log "built ${missing_k8s[*]} in $(( $(date +%s) - start ))s"
   fi
   if [ $need_etcd = 1 ]; then

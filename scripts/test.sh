@@ -21,6 +21,10 @@ scripts/schemathesis.sh
 # `prescient run` as its least-privilege ServiceAccount (pre-scaling through /scale, status by server-side
 # apply, events, outages, leader election, a conflicting HPA). A control plane that cannot start fails.
 scripts/cluster-tests.sh
+# ...and every group again against the oldest Kubernetes the operator is tested against (v1.33,
+# tools/k8s-oldest; built once per machine like the pinned one): the CRD's CEL rules, /scale, server-side
+# apply, Events and Leases as an older API server answers them.
+LOCAL_CLUSTER_KUBERNETES=oldest scripts/cluster-tests.sh
 
 # Kustomize overlays rendered and validated offline against the Kubernetes schemas; the CRD is checked
 # against `prescient crd` by a cargo test.
