@@ -567,15 +567,17 @@ fn refined_kinds(
         .collect()
 }
 
-/// `q` with its tail `1 − q` rounded to four significant digits: readable labels at any depth of the
-/// tail (0.6278, 0.99995, 0.9999999).
+/// `q` rounded to four decimals, or to two significant digits of its tail `1 − q` where that needs more:
+/// readable labels at any depth of the tail (0.6278, 0.9878, 0.99968, 0.9999968), and a tail never
+/// rounded away.
 fn round_tail(q: f64) -> f64 {
     let tail = 1.0 - q;
     if !(tail > 0.0 && tail.is_finite()) {
         return q;
     }
     // Rounded as q itself at that many decimals, so that 0.6278 is the float a user types.
-    let scale = 10f64.powi(3 - tail.log10().floor() as i32);
+    let decimals = (1 - tail.log10().floor() as i32).max(4);
+    let scale = 10f64.powi(decimals);
     (q * scale).round() / scale
 }
 
@@ -909,7 +911,7 @@ mod tests {
         // Deep in the tail the new quantiles still fall strictly between their neighbours.
         let deep = [(0.99999, (3_087_215.0, 17.5)), (0.9999999, (3_169_159.0, 2.5))];
         let added = bracket_quantiles(&[(5_518_763.0, 2.5)], &deep);
-        assert_eq!(added, vec![0.999996838, 0.999999, 0.9999996838]);
+        assert_eq!(added, vec![0.9999968, 0.999999, 0.99999968]);
     }
 
     #[test]
@@ -961,9 +963,11 @@ mod tests {
     }
 
     #[test]
-    fn tails_round_to_four_significant_digits() {
+    fn quantiles_round_to_four_decimals_or_two_digits_of_their_tail() {
         assert_eq!(round_tail(0.627_812), 0.6278);
-        assert_eq!(round_tail(0.999_996_837_72), 0.999_996_838);
+        assert_eq!(round_tail(0.987_75), 0.9878);
+        assert_eq!(round_tail(0.999_683_77), 0.99968);
+        assert_eq!(round_tail(0.999_996_837_72), 0.999_996_8);
         assert_eq!(round_tail(0.5), 0.5);
         assert_eq!(round_tail(1.0), 1.0);
     }
