@@ -854,7 +854,6 @@ YAML
 }
 
 # ---------------------------------------------------------------------------------- group: targets
-
 # A workload-like custom kind (spec.replicas, status.replicas and readyReplicas) in API group $1, plural
 # $2, kind $3, with the subresources named after that: `scale`, `status` (without `status`, the status is
 # written with the object and stays as created). cluster-bench.sh uses it too.

@@ -581,11 +581,13 @@ fn round_tail(q: f64) -> f64 {
     (q * scale).round() / scale
 }
 
-/// Whether `q` is already among `quantiles` (after [`round_tail`], equal up to float noise).
-fn contains_quantile(quantiles: impl IntoIterator<Item = f64>, q: f64) -> bool {
-    quantiles
-        .into_iter()
-        .any(|x| ((1.0 - x) / (1.0 - q) - 1.0).abs() < 1e-6)
+/// Adds `q` to `added` unless it is there already or among the quantiles `swept` (after [`round_tail`],
+/// equal up to float noise).
+fn add_new_quantile(added: &mut Vec<f64>, swept: &[(f64, (f64, f64))], q: f64) {
+    let same = |x: f64| ((1.0 - x) / (1.0 - q) - 1.0).abs() < 1e-6;
+    if !added.iter().any(|&x| same(x)) && !swept.iter().any(|p| same(p.0)) {
+        added.push(q);
+    }
 }
 
 /// For each HPA setting, the two neighbouring quantiles whose replica-minutes (and, apart, whose
@@ -608,12 +610,8 @@ fn bracket_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> Ve
         for k in 1..=REFINE_BETWEEN {
             let t = k as f64 / (REFINE_BETWEEN + 1) as f64;
             let q = round_tail(1.0 - (from + t * (to - from)).exp());
-            if q > low_q
-                && q < high_q
-                && !contains_quantile(added.iter().copied(), q)
-                && !contains_quantile(predictive.iter().map(|p| p.0), q)
-            {
-                added.push(q);
+            if q > low_q && q < high_q {
+                add_new_quantile(&mut added, predictive, q);
             }
         }
     }
@@ -634,22 +632,14 @@ fn bracket_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> Ve
 ///   default sweep's lowest.
 fn extension_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> Vec<f64> {
     let mut added: Vec<f64> = Vec::new();
-    let add = |q: f64, added: &mut Vec<f64>| {
-        if q > 0.0
-            && q < 1.0
-            && !contains_quantile(added.iter().copied(), q)
-            && !contains_quantile(predictive.iter().map(|p| p.0), q)
-        {
-            added.push(q);
-        }
-    };
     if let Some(&(top_q, (top_cost, _))) = predictive.last()
         && hpa.iter().any(|&(cost, _)| cost > top_cost)
     {
         for divisor in EXTEND_BEYOND_DIVISORS {
             let tail = (1.0 - top_q) / divisor;
-            if tail >= FINEST_TAIL {
-                add(round_tail(1.0 - tail), &mut added);
+            let q = round_tail(1.0 - tail);
+            if tail >= FINEST_TAIL && q < 1.0 {
+                add_new_quantile(&mut added, predictive, q);
             }
         }
     }
@@ -658,7 +648,10 @@ fn extension_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> 
         && hpa.iter().any(|&(cost, _)| cost < bottom_cost)
     {
         for factor in EXTEND_BELOW_FACTORS {
-            add((bottom_q * factor * 10_000.0).round() / 10_000.0, &mut added);
+            let q = round_tail(bottom_q * factor);
+            if q > 0.0 {
+                add_new_quantile(&mut added, predictive, q);
+            }
         }
     }
     added.sort_by(f64::total_cmp);
