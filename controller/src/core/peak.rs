@@ -98,10 +98,14 @@
 //!   for the replicas spent come from provisioning each window where its peak's density is the same
 //!   (the newsvendor condition for a 0/1 loss), not at the same quantile: for an exponential tail of
 //!   scale `s`, that is a miss rate in proportion to `s`. So each window's rate is `α` times a weight,
-//!   the square root of its tail scale (the scores' `(q0.9 − q0.5) / ln 5` of its kind and unit, times
-//!   its unit) over a slow mean of the windows' tail scales: a window nearly certain (the rest of a
-//!   step already observed, a calm hour) is covered more often, a wild one less, and the adaptive
-//!   level keeps the average at target. The square root rather than the exponential tail's linear
+//!   the square root of its tail scale over a slow mean of the windows' tail scales: a window nearly
+//!   certain (the rest of a step already observed, a calm hour) is covered more often, a wild one
+//!   less, and the adaptive level keeps the average at target. The tail scale is read where the plan
+//!   provisions, at the target rate `α*`: the scores' `(Q(1 − α*) − Q(1 − 5α*)) / ln 5` of its kind
+//!   and unit, times its unit — `(q0.9 − q0.5) / ln 5` at q0.9 and below. Read from the body at every
+//!   target, a kind of window calm most of the time but with bursts in its tail (Twitter's 5-minute
+//!   steps) looked cheap to cover, was given a deep level at a high quantile, and paid the bursts'
+//!   tail for it. The square root rather than the exponential tail's linear
 //!   rule: near the body tails are lighter than exponential (a Gaussian's rule grows slower than
 //!   linearly), and the linear rule cost more than it saved on bursty traffic.
 //!
@@ -385,15 +389,19 @@ impl Scores {
         Some(f64::from(self.sorted[rank.max(1) - 1]))
     }
 
-    /// The scale of the scores' upper tail, read as exponential: `(q0.9 − q0.5) / ln 5`. `None` before
-    /// [`MIN_SCORES`] scores.
-    fn tail_scale(&self) -> Option<f64> {
+    /// The scale of the scores' upper tail where a plan at tail probability `rate` provisions, read as
+    /// exponential: `(Q(1 − rate) − Q(1 − 5 rate)) / ln 5`, so `(q0.9 − q0.5) / ln 5` at a rate of 0.1
+    /// or more. Taken at the rate, not always from the body: a kind of window calm in its body but with
+    /// bursts in its tail looked cheap to cover, was given a deep level, and paid for it at the fitted
+    /// tail. `None` before [`MIN_SCORES`] scores.
+    fn tail_scale(&self, rate: f64) -> Option<f64> {
         let n = self.sorted.len();
         if n < MIN_SCORES {
             return None;
         }
+        let upper = rate.clamp(f64::MIN_POSITIVE, 0.1);
         let at = |level: f64| f64::from(self.sorted[((n as f64 * level) as usize).min(n - 1)]);
-        Some(((at(0.9) - at(0.5)) / 5f64.ln()).max(1e-9))
+        Some(((at(1.0 - upper) - at(1.0 - 5.0 * upper)) / 5f64.ln()).max(1e-9))
     }
 
     /// A level the scores cannot resolve (a kind of window seen a few hundred times a day, or a
@@ -789,12 +797,13 @@ impl PeakCalibrator {
         units: [f64; UNITS],
     ) -> [Option<[f64; ACI_STEPS]>; UNITS] {
         let alphas = self.alphas;
-        let deepest_tail = self.signal.target_rate() * DEEPEST_TAIL_OF_TARGET;
+        let target_rate = self.signal.target_rate();
+        let deepest_tail = target_rate * DEEPEST_TAIL_OF_TARGET;
         let kind_scores = self.scores.get(&kind).map(|s| &s[baseline.index()]);
         let typical_scale = &mut self.typical_scale[baseline.index()];
         Unit::ALL.map(|unit| {
             let (scores, unit_size) = (&kind_scores?[unit.index()], units[unit.index()]);
-            let scale = scores.tail_scale()? * unit_size;
+            let scale = scores.tail_scale(target_rate)? * unit_size;
             let typical = typical_scale[unit.index()].update(from, scale).max(1e-9);
             let weight = (scale / typical)
                 .sqrt()
@@ -1630,6 +1639,28 @@ mod tests {
         let deeper = |level: f64| scores.quantile(level, 1e-7).unwrap();
         assert!(deeper(0.999_999) > deeper(0.99999) && deeper(0.99999) > at(1.0));
         assert!(deeper(1.0).is_finite() && (deeper(1.0) - deeper(1.0 - 1e-7)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_tail_scale_is_read_where_the_target_rate_provisions() {
+        // 990 calm scores and 10 bursts fifty times their size: the body says the kind is cheap to
+        // cover, its tail that covering it beyond the 99th percentile is not.
+        let mut scores = Scores::default();
+        for i in 0..1000 {
+            let score = if i % 100 == 99 {
+                50.0
+            } else {
+                (i % 100) as f64 / 100.0
+            };
+            scores.push(i, score);
+        }
+        let body = scores.tail_scale(0.1).unwrap();
+        let at = |level: f64| f64::from(scores.sorted[(1000.0 * level) as usize]);
+        assert!((body - (at(0.9) - at(0.5)) / 5f64.ln()).abs() < 1e-6, "{body}");
+        assert_eq!(scores.tail_scale(0.5), scores.tail_scale(0.1));
+        let tail = scores.tail_scale(0.01).unwrap();
+        assert!((tail - (50.0 - at(0.95)) / 5f64.ln()).abs() < 1e-6, "{tail}");
+        assert!(tail > 50.0 * body, "tail {tail}, body {body}");
     }
 
     #[test]
