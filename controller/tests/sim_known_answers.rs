@@ -248,6 +248,28 @@ fn predictive_replays_sharing_their_fits_decide_exactly_as_alone() {
         utilization: 1.0,
     });
     let fits = SharedFits::new(kinds.len());
+    let kept = SharedFits::retained();
+    // A sweep in rounds: the second round's quantile takes every fit the first made.
+    let second_round = PolicyKind::Predictive {
+        quantile: 0.8,
+        utilization: 1.0,
+    };
+    let mut kept_after_first_round = 0;
+    for (round, kind) in kinds.into_iter().chain([second_round]).enumerate() {
+        if round == kinds.len() {
+            kept_after_first_round = kept.pending();
+        }
+        let shared = simulate_sharing_fits(&trace, &settings, kind, Some(&kept)).unwrap();
+        let alone = simulate(&trace, &settings, kind).unwrap();
+        assert_eq!(shared.metrics, alone.metrics, "{kind:?}");
+        assert_eq!(shared.refits, alone.refits);
+    }
+    assert!(kept_after_first_round >= 2, "kept: {kept_after_first_round}");
+    assert_eq!(
+        kept.pending(),
+        kept_after_first_round,
+        "the second round fitted nothing new"
+    );
     for kind in kinds {
         let shared = simulate_sharing_fits(&trace, &settings, kind, Some(&fits)).unwrap();
         let alone = simulate(&trace, &settings, kind).unwrap();

@@ -53,7 +53,8 @@ type TimedFit = (Result<FittedForecaster, ModelError>, f64);
 ///
 /// The simulator replays one trace through predictive policies that differ only in quantile or
 /// utilization: their refits see the same history at the same times, and a fit is deterministic, so
-/// one fit serves them all. Each entry is dropped once every sharer has taken it.
+/// one fit serves them all. Each entry is dropped once every sharer has taken it, or, made
+/// [`SharedFits::retained`], when the last clone is.
 #[derive(Debug, Clone)]
 pub struct SharedFits {
     entries: Arc<Mutex<HashMap<FitKey, Arc<SharedFit>>>>,
@@ -102,6 +103,16 @@ impl SharedFits {
         Self {
             entries: Arc::default(),
             sharers: sharers.max(1),
+        }
+    }
+
+    /// For replays in rounds that each take every fit (a frontier sweep, carried on once its first
+    /// quantiles are replayed): every fit is kept until the last clone is dropped, so a later round
+    /// fits nothing again. A fit is a model and its bands, a few kilobytes to tens of kilobytes.
+    pub fn retained() -> Self {
+        Self {
+            entries: Arc::default(),
+            sharers: usize::MAX,
         }
     }
 
