@@ -105,9 +105,9 @@
 //!   and unit, times its unit — `(q0.9 − q0.5) / ln 5` at q0.9 and below. Read from the body at every
 //!   target, a kind of window calm most of the time but with bursts in its tail (Twitter's 5-minute
 //!   steps) looked cheap to cover, was given a deep level at a high quantile, and paid the bursts'
-//!   tail for it. The square root rather than the exponential tail's linear
-//!   rule: near the body tails are lighter than exponential (a Gaussian's rule grows slower than
-//!   linearly), and the linear rule cost more than it saved on bursty traffic.
+//!   tail for it. The square root rather than the exponential tail's linear rule: near the body
+//!   tails are lighter than exponential (a Gaussian's rule grows slower than linearly), and the
+//!   linear rule cost more than it saved on bursty traffic.
 //!
 //! - Before a model can be fitted (or when its fit failed), the core still plans every window, with
 //!   persistence alone: the same calibration then gives the reactive floor the rise above observed
