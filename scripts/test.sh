@@ -41,3 +41,8 @@ scripts/peer-bench --quick --span 1d --peers SeasonalNaive
 # Real-cluster end-to-end: against the cluster of $KUBECONFIG when set, otherwise against the local control
 # plane (every overlay through a server-side dry run, the dev overlay applied and Available).
 scripts/e2e-cluster.sh
+# ...and, on the local control plane, against the oldest Kubernetes tested too: every manifest a user
+# applies, through an older API server's schemas and admission.
+if [ -z "${KUBECONFIG:-}" ]; then
+  LOCAL_CLUSTER_KUBERNETES=oldest scripts/e2e-cluster.sh
+fi
