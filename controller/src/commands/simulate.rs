@@ -408,16 +408,25 @@ fn run_blocking(args: &Args) -> anyhow::Result<()> {
 
     let span_seconds = u64::try_from(trace.end() - trace.start()).unwrap_or(0);
     let extended_sweep = args.frontier && args.quantile.is_empty();
-    // The sweep's later rounds replay the same fits as its first: kept, they are fitted once. A
-    // restarted core refits on its own schedule and shares nothing.
-    let sweep_fits = (extended_sweep && settings.restart_every.is_none()).then(SharedFits::retained);
+    // Predictive replays differ only in quantile or utilization: they share their fits. A sweep's later
+    // rounds replay the same fits as its first, so there every fit is kept for the whole sweep; else it is
+    // dropped once every replay took it. A restarted core refits on its own schedule: shared, its fits
+    // would wait for takers forever.
+    let predictive = kinds.iter().filter(|k| k.name() == "predictive").count();
+    let shared_fits = if settings.restart_every.is_some() {
+        None
+    } else if extended_sweep {
+        Some(SharedFits::retained())
+    } else {
+        (predictive > 1).then(|| SharedFits::new(predictive))
+    };
     let replay = |kinds: &[PolicyKind]| {
         let reporter = Reporter::start(
             format!("{} policy replay(s)", kinds.len()),
             span_seconds.saturating_mul(kinds.len() as u64),
             progress.clone(),
         );
-        let runs = run_all(&trace, &settings, kinds, args.jobs.max(1), sweep_fits.as_ref());
+        let runs = run_all(&trace, &settings, kinds, args.jobs.max(1), shared_fits.as_ref());
         reporter.finish();
         runs
     };
@@ -663,23 +672,17 @@ fn extension_quantiles(hpa: &[(f64, f64)], predictive: &[(f64, (f64, f64))]) -> 
 }
 
 /// Replays every policy, `jobs` at a time (each replay is independent and single-threaded), the
-/// predictive ones taking their fits from `kept_fits` when given.
+/// predictive ones taking their fits from `shared_fits` when given.
 fn run_all(
     trace: &DemandTrace,
     settings: &SimSettings,
     kinds: &[PolicyKind],
     jobs: usize,
-    kept_fits: Option<&SharedFits>,
+    shared_fits: Option<&SharedFits>,
 ) -> anyhow::Result<Vec<(SimRun, f64)>> {
-    // Predictive replays differ only in quantile or utilization: they share their fits.
-    let predictive = kinds.iter().filter(|k| k.name() == "predictive").count();
-    // A restarted core refits on its own schedule: shared, its fits would wait for takers forever.
-    let shared_fits = kept_fits.cloned().or_else(|| {
-        (predictive > 1 && settings.restart_every.is_none()).then(|| SharedFits::new(predictive))
-    });
     let timed = |kind: PolicyKind| {
         let started = Instant::now();
-        sim::simulate_sharing_fits(trace, settings, kind, shared_fits.as_ref())
+        sim::simulate_sharing_fits(trace, settings, kind, shared_fits)
             .map(|run| (run, started.elapsed().as_secs_f64()))
     };
     let mut runs = Vec::with_capacity(kinds.len());
