@@ -49,7 +49,10 @@ fn bundled_demo_runs_for_30s_and_prints_its_summary() {
     let (under_r, cost_r, _) = summary_row(&stdout, "demo/reactive");
     assert!(cost_p > 0.0 && cost_r > 0.0, "{stdout}");
     assert!(under_p >= 0.0 && under_r >= 0.0);
-    // Virtual time moved on: at least an hour in 30 s even with refits.
+    // Virtual time moved on, paced by --speed: the default 300x is a 30 s sync every 0.1 s, so at most
+    // 301 syncs in 30 s (the first tick is immediate; a late tick delays the rest, never bursts). How
+    // many below that depends on the machine's load (refits run on the same cores), so no lower bound
+    // but progress.
     let summary = stdout.lines().find(|l| l.starts_with("Summary:")).unwrap();
     let syncs: u64 = summary
         .split(", ")
@@ -60,7 +63,7 @@ fn bundled_demo_runs_for_30s_and_prints_its_summary() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(syncs >= 120, "only {syncs} syncs in 30 s: {summary}");
+    assert!((1..=301).contains(&syncs), "{syncs} syncs in 30 s: {summary}");
 }
 
 #[test]
