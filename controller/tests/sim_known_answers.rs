@@ -254,19 +254,16 @@ fn predictive_replays_sharing_their_fits_decide_exactly_as_alone() {
         quantile: 0.8,
         utilization: 1.0,
     };
-    let alone: Vec<_> = kinds
-        .into_iter()
-        .chain([second_round])
-        .map(|kind| simulate(&trace, &settings, kind).unwrap())
-        .collect();
+    let sweep = [kinds[0], kinds[1], second_round];
+    let alone = sweep.map(|kind| simulate(&trace, &settings, kind).unwrap());
     let mut kept_after_first_round = 0;
-    for (round, kind) in kinds.into_iter().chain([second_round]).enumerate() {
-        if round == kinds.len() {
+    for (replay, (kind, alone)) in sweep.into_iter().zip(&alone).enumerate() {
+        if replay == kinds.len() {
             kept_after_first_round = kept.pending();
         }
         let shared = simulate_sharing_fits(&trace, &settings, kind, Some(&kept)).unwrap();
-        assert_eq!(shared.metrics, alone[round].metrics, "{kind:?}");
-        assert_eq!(shared.refits, alone[round].refits);
+        assert_eq!(shared.metrics, alone.metrics, "{kind:?}");
+        assert_eq!(shared.refits, alone.refits);
     }
     assert!(kept_after_first_round >= 2, "kept: {kept_after_first_round}");
     assert_eq!(
