@@ -96,6 +96,42 @@ fn predictive_is_short_at_most_0_6_times_the_hpa_at_its_cost_on_nasa_http() {
 }
 
 #[test]
+fn a_lower_quantile_buys_fewer_replicas_and_is_short_more_at_the_cheap_end() {
+    // The risk knob must trade cost for shortfall all the way down: a user lowering it to save
+    // replicas must save them. Same NASA-HTTP days as above, 5-minute start-up. When each baseline
+    // was priced at its raw provisioned peak, the ramp's plans below the observed demand (never
+    // bought: the reactive floor holds the replicas there) made it look cheap at q0.3, and its
+    // noisy rises then cost more than q0.4 did: 114,866 replica-minutes and 737.5 minutes short
+    // against 103,560 and 680. Priced as the rule buys it, never below the observed demand, measured
+    // when written: q0.2 98,722 / 1,096.5, q0.3 101,262 / 857, q0.4 103,560 / 680, q0.5 105,664 / 562.5.
+    let trace = shipped("nasa-http-jul1995-1min.csv", 805_248_000, 805_766_400);
+    let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(300), 4.1));
+    settings.history = Duration::from_secs(3 * 86_400);
+    settings.warmup = Duration::from_secs(3 * 86_400);
+    let quantiles = [0.2, 0.3, 0.4, 0.5];
+    let fits = SharedFits::new(quantiles.len());
+    let points: Vec<FrontierPoint> = quantiles
+        .iter()
+        .map(|&quantile| {
+            let kind = PolicyKind::Predictive {
+                quantile,
+                utilization: 1.0,
+            };
+            point(&simulate_sharing_fits(&trace, &settings, kind, Some(&fits)).unwrap()).1
+        })
+        .collect();
+    for (pair, q) in points.windows(2).zip(quantiles.windows(2)) {
+        assert!(
+            pair[0].replica_minutes < pair[1].replica_minutes
+                && pair[0].underprovisioned_minutes >= pair[1].underprovisioned_minutes,
+            "q{} against q{}: {points:?}",
+            q[0],
+            q[1]
+        );
+    }
+}
+
+#[test]
 fn on_hourly_steps_predictive_is_cheaper_than_the_hpa_at_0_9_and_short_less() {
     // Saskatchewan-HTTP, September and October 1995 (hourly counts): once an hour's rate is observed,
     // the windows ending within that hour must provision what is observed, not the model's forecast of
