@@ -50,11 +50,12 @@
 //!   reactive floor holds the replicas there, so a plan below it saves nothing. Priced raw, a
 //!   baseline whose plans at a low quantile often fell below the floor looked cheap, won, and its
 //!   rises cost more than a higher quantile did (NASA 1-minute, 5-minute start-up: q0.3 518k
-//!   replica-minutes and 5,322 minutes short, q0.4 472k and 4,102). A window reaching into a step not yet begun keeps the model: what is observed says
-//!   nothing of that step but "no change", and offered it, persistence won some kinds of such windows
-//!   on average cost while leaving more minutes short (Twitter 5-minute steps, 5-minute start-up, at
-//!   HPA@0.7's cost: 0.57× → 0.61× the HPA's minutes short). Persistence is scored on those windows
-//!   all the same, and stands in while the model has too few scores of their kind.
+//!   replica-minutes and 5,322 minutes short, q0.4 472k and 4,102). A window reaching into a step
+//!   not yet begun keeps the model: what is observed says nothing of that step but "no change", and
+//!   offered it, persistence won some kinds of such windows on average cost while leaving more
+//!   minutes short (Twitter 5-minute steps, 5-minute start-up, at HPA@0.7's cost: 0.57× → 0.61× the
+//!   HPA's minutes short). Persistence is scored on those windows all the same, and stands in while
+//!   the model has too few scores of their kind.
 //! - A third point forecast competes on every kind of window: the *ramp*, the model's forecast never
 //!   below the demand observed now plus its rise over the window's length before now — a rise
 //!   continued for one more window. Fitted on minutes of history, a model forecasts the typical next
