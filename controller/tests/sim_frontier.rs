@@ -37,6 +37,38 @@ fn point(run: &SimRun) -> (String, FrontierPoint) {
     )
 }
 
+/// Replays predictive at each of `quantiles`, sharing fits; each with its quantile.
+fn predictive_points(
+    trace: &DemandTrace,
+    settings: &SimSettings,
+    quantiles: &[f64],
+) -> Vec<(f64, (String, FrontierPoint))> {
+    let fits = SharedFits::new(quantiles.len());
+    quantiles
+        .iter()
+        .map(|&quantile| {
+            let kind = PolicyKind::Predictive {
+                quantile,
+                utilization: 1.0,
+            };
+            (
+                quantile,
+                point(&simulate_sharing_fits(trace, settings, kind, Some(&fits)).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// NASA-HTTP, 9–15 July 1995 (the STS-70 launch flash crowd on the 13th): 3 days grow the history, 3
+/// days are evaluated; capacity per replica = the whole trace's median / 10.
+fn nasa_days(startup: Duration) -> (DemandTrace, SimSettings) {
+    let trace = shipped("nasa-http-jul1995-1min.csv", 805_248_000, 805_766_400);
+    let mut settings = SimSettings::new(ClusterConfig::new(startup, 4.1));
+    settings.history = Duration::from_secs(3 * 86_400);
+    settings.warmup = Duration::from_secs(3 * 86_400);
+    (trace, settings)
+}
+
 /// Replays the HPA at `utilization` and predictive at `quantiles` (sharing fits), then, as
 /// `prescient simulate --frontier` does, 3 more quantiles evenly between the two neighbours whose costs
 /// bracket the HPA's (so the comparison at its cost reads a real setting near it, not the cheaper
@@ -44,30 +76,14 @@ fn point(run: &SimRun) -> (String, FrontierPoint) {
 fn versus_hpa(trace: &DemandTrace, settings: &SimSettings, utilization: f64, quantiles: &[f64]) -> VersusHpa {
     let hpa = point(&simulate(trace, settings, PolicyKind::Reactive { utilization }).unwrap());
     let hpa_cost = hpa.1.replica_minutes;
-    let predictive = |quantiles: &[f64]| {
-        let fits = SharedFits::new(quantiles.len());
-        quantiles
-            .iter()
-            .map(|&quantile| {
-                let kind = PolicyKind::Predictive {
-                    quantile,
-                    utilization: 1.0,
-                };
-                (
-                    quantile,
-                    point(&simulate_sharing_fits(trace, settings, kind, Some(&fits)).unwrap()),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut runs = predictive(quantiles);
+    let mut runs = predictive_points(trace, settings, quantiles);
     let bracket = runs
         .windows(2)
         .find(|pair| pair[0].1.1.replica_minutes <= hpa_cost && hpa_cost <= pair[1].1.1.replica_minutes)
         .map(|pair| (pair[0].0, pair[1].0));
     if let Some((low, high)) = bracket {
         let between: Vec<f64> = (1..=3).map(|k| low + (high - low) * f64::from(k) / 4.0).collect();
-        runs.extend(predictive(&between));
+        runs.extend(predictive_points(trace, settings, &between));
     }
     let mut points = vec![hpa];
     points.extend(runs.into_iter().map(|(_, point)| point));
@@ -77,15 +93,11 @@ fn versus_hpa(trace: &DemandTrace, settings: &SimSettings, utilization: f64, qua
 
 #[test]
 fn predictive_is_short_at_most_0_6_times_the_hpa_at_its_cost_on_nasa_http() {
-    // NASA-HTTP, 9–15 July 1995 (the STS-70 launch flash crowd on the 13th): 3 days grow the history,
-    // 3 days are evaluated; 2-minute start-up; capacity per replica = the whole trace's median / 10.
+    // NASA-HTTP's 3 evaluated days ([`nasa_days`]), 2-minute start-up.
     // Measured when written: HPA@0.7 134,910 replica-minutes and 122 minutes short; predictive@q0.9
     // 133,738 and 61 (0.50×). Since scale-ups ask for the arrival window only, q0.9 costs 127,856 and
     // q0.95 more than the HPA, so the sweep is refined between them: q0.925, 60 minutes short (0.49×).
-    let trace = shipped("nasa-http-jul1995-1min.csv", 805_248_000, 805_766_400);
-    let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(120), 4.1));
-    settings.history = Duration::from_secs(3 * 86_400);
-    settings.warmup = Duration::from_secs(3 * 86_400);
+    let (trace, settings) = nasa_days(Duration::from_secs(120));
     let versus = versus_hpa(&trace, &settings, 0.7, &[0.8, 0.85, 0.9, 0.95]);
     assert!(versus.hpa_underprovisioned_minutes > 0.0, "{versus:?}");
     let ratio = versus.shortfall_ratio_at_hpa_cost.unwrap_or(f64::INFINITY);
@@ -98,27 +110,17 @@ fn predictive_is_short_at_most_0_6_times_the_hpa_at_its_cost_on_nasa_http() {
 #[test]
 fn a_lower_quantile_buys_fewer_replicas_and_is_short_more_at_the_cheap_end() {
     // The risk knob must trade cost for shortfall all the way down: a user lowering it to save
-    // replicas must save them. Same NASA-HTTP days as above, 5-minute start-up. When each baseline
-    // was priced at its raw provisioned peak, the ramp's plans below the observed demand (never
-    // bought: the reactive floor holds the replicas there) made it look cheap at q0.3, and its
-    // noisy rises then cost more than q0.4 did: 114,866 replica-minutes and 737.5 minutes short
-    // against 103,560 and 680. Priced as the rule buys it, never below the observed demand, measured
+    // replicas must save them. NASA-HTTP's 3 evaluated days ([`nasa_days`]), 5-minute start-up.
+    // When each baseline was priced at its raw provisioned peak, the ramp's plans below the observed
+    // demand (never bought: the reactive floor holds the replicas there) made it look cheap at q0.3,
+    // and its noisy rises then cost more than q0.4 did: 114,866 replica-minutes and 737.5 minutes
+    // short against 103,560 and 680. Priced as the rule buys it, never below the observed demand, measured
     // when written: q0.2 98,722 / 1,096.5, q0.3 101,262 / 857, q0.4 103,560 / 680, q0.5 105,664 / 562.5.
-    let trace = shipped("nasa-http-jul1995-1min.csv", 805_248_000, 805_766_400);
-    let mut settings = SimSettings::new(ClusterConfig::new(Duration::from_secs(300), 4.1));
-    settings.history = Duration::from_secs(3 * 86_400);
-    settings.warmup = Duration::from_secs(3 * 86_400);
+    let (trace, settings) = nasa_days(Duration::from_secs(300));
     let quantiles = [0.2, 0.3, 0.4, 0.5];
-    let fits = SharedFits::new(quantiles.len());
-    let points: Vec<FrontierPoint> = quantiles
-        .iter()
-        .map(|&quantile| {
-            let kind = PolicyKind::Predictive {
-                quantile,
-                utilization: 1.0,
-            };
-            point(&simulate_sharing_fits(&trace, &settings, kind, Some(&fits)).unwrap()).1
-        })
+    let points: Vec<FrontierPoint> = predictive_points(&trace, &settings, &quantiles)
+        .into_iter()
+        .map(|(_, (_, point))| point)
         .collect();
     for (pair, q) in points.windows(2).zip(quantiles.windows(2)) {
         assert!(
